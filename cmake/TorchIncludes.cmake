@@ -1,0 +1,43 @@
+# The PyPI wheel ships its own fmt (12.x) in torch/include, ahead of /usr/include on the include
+# path, while Debian's spdlog is built against Debian's fmt (9.x): mixing them fails to compile.
+# We point LibTorch's imported targets at a mirror of torch/include (symlinks) without `fmt`, so
+# every duet translation unit sees Debian's fmt. fmt versions live in distinct inline namespaces
+# (fmt::v9, fmt::v12), so LibTorch's own compiled use of its fmt does not clash with ours.
+function(duet_hide_torch_bundled_headers)
+  set(real "${TORCH_INSTALL_PREFIX}/include")
+  if(NOT EXISTS "${real}/fmt")
+    return()  # e.g. Debian's libtorch-dev, which uses the system fmt
+  endif()
+  get_filename_component(real "${real}" REALPATH)
+  set(mirror "${PROJECT_BINARY_DIR}/torch_include")
+  file(MAKE_DIRECTORY "${mirror}")
+  file(GLOB entries RELATIVE "${real}" "${real}/*")
+  foreach(entry IN LISTS entries)
+    if(NOT entry STREQUAL "fmt" AND NOT EXISTS "${mirror}/${entry}")
+      file(CREATE_LINK "${real}/${entry}" "${mirror}/${entry}" SYMBOLIC)
+    endif()
+  endforeach()
+  foreach(target torch torch_cpu torch_cuda c10 c10_cuda torch_library torch_cpu_library
+                 torch_cuda_library)
+    if(NOT TARGET ${target})
+      continue()
+    endif()
+    get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
+    if(NOT dirs)
+      continue()
+    endif()
+    set(rewritten "")
+    foreach(dir IN LISTS dirs)
+      get_filename_component(resolved "${dir}" REALPATH)
+      if(resolved STREQUAL real)
+        list(APPEND rewritten "${mirror}")
+      elseif(resolved MATCHES "^${real}/")
+        string(REPLACE "${real}/" "${mirror}/" dir "${resolved}")
+        list(APPEND rewritten "${dir}")
+      else()
+        list(APPEND rewritten "${dir}")
+      endif()
+    endforeach()
+    set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${rewritten}")
+  endforeach()
+endfunction()

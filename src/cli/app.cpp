@@ -1,0 +1,100 @@
+#include "cli/app.h"
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/torch_runtime.h"
+#include "duet/build_info.h"
+
+namespace duet::cli {
+
+void Registry::add(CLI::App* command, std::function<void()> action) {
+  actions_.emplace_back(command, std::move(action));
+}
+
+std::function<void()> Registry::selected() const {
+  std::function<void()> chosen;
+  size_t depth = 0;
+  for (const auto& [command, action] : actions_) {
+    if (!command->parsed()) {
+      continue;
+    }
+    size_t d = 0;
+    for (const CLI::App* p = command; p != nullptr; p = p->get_parent()) {
+      ++d;
+    }
+    if (d > depth) {
+      depth = d;
+      chosen = action;
+    }
+  }
+  return chosen;
+}
+
+namespace {
+
+std::string version_text() {
+  return fmt::format("duet {} (LibTorch {}, CUDA kernels {}, NCCL {})", DUET_VERSION,
+                     DUET_TORCH_VERSION, DUET_CUDA ? "on" : "off", DUET_NCCL ? "on" : "off");
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "duet: train joint image-text embedding models (CLIP, SigLIP) from YAML configs.\n"
+      "Run `duet COMMAND --help` for a command's options.",
+      "duet"};
+  app.set_version_flag("--version", version_text());
+  app.require_subcommand(1);
+  app.fallthrough();
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+
+  Registry registry;
+  add_config_command(app, registry);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help/version (code 0) or the error
+    return code == 0 ? 0 : 2;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return e.exit_code();
+  }
+
+  try {
+    log::init(log_level);
+    check_blas();
+    auto action = registry.selected();
+    if (!action) {
+      std::cerr << app.help();
+      return 2;
+    }
+    action();
+    return 0;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int run(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  std::vector<std::string> copy = args;
+  for (auto& a : copy) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  return run(static_cast<int>(copy.size()), argv.data());
+}
+
+}  // namespace duet::cli

@@ -1,0 +1,32 @@
+#pragma once
+// The `duet` command: CLI11 parsing, logging set-up, dispatch to subcommands, and the mapping
+// of failures to exit codes (0 success, 1 runtime failure, 2 bad usage or config).
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace duet::cli {
+
+// Subcommands register the action that runs when they are the one selected on the command line.
+class Registry {
+ public:
+  void add(CLI::App* command, std::function<void()> action);
+  // The action of the deepest parsed subcommand, or nullptr.
+  std::function<void()> selected() const;
+
+ private:
+  std::vector<std::pair<CLI::App*, std::function<void()>>> actions_;
+};
+
+// Each file in src/cli/ adds one command (with its subcommands) to the root app.
+void add_config_command(CLI::App& root, Registry& registry);
+
+// Runs `duet` with these arguments; returns the process exit code.
+int run(int argc, char** argv);
+int run(const std::vector<std::string>& args);
+
+}  // namespace duet::cli

@@ -1,0 +1,64 @@
+#include "common/logging.h"
+
+#include <mutex>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include "common/error.h"
+
+namespace duet::log {
+namespace {
+
+struct State {
+  std::mutex mutex;
+  spdlog::sink_ptr sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  spdlog::level::level_enum level = spdlog::level::info;
+  int rank = 0;
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+std::string pattern(int rank) {
+  return "[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(rank) + "] [%^%l%$] [%n] %v";
+}
+
+spdlog::level::level_enum effective_level(const State& s) {
+  return s.rank == 0 ? s.level : std::max(s.level, spdlog::level::warn);
+}
+
+}  // namespace
+
+void init(const std::string& level, int rank) {
+  auto parsed = spdlog::level::from_str(level);
+  // from_str answers "off" for names it does not know; only accept "off" when asked for.
+  if (parsed == spdlog::level::off && level != "off") {
+    fail(ErrorKind::kUsage, "unknown log level '{}' (expected trace, debug, info, warn, error or off)",
+         level);
+  }
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.level = parsed;
+  s.rank = rank;
+  s.sink->set_pattern(pattern(rank));
+  spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& logger) {
+    logger->set_level(effective_level(s));
+  });
+}
+
+std::shared_ptr<spdlog::logger> get(const std::string& component) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (auto existing = spdlog::get(component)) {
+    return existing;
+  }
+  auto logger = std::make_shared<spdlog::logger>(component, s.sink);
+  s.sink->set_pattern(pattern(s.rank));
+  logger->set_level(effective_level(s));
+  spdlog::register_logger(logger);
+  return logger;
+}
+
+}  // namespace duet::log
