@@ -636,6 +636,19 @@ Config bind(FlatMap& flat) {
     if (entry.used) {
       continue;
     }
+    // A mapping given where a scalar field is expected shows up as keys below that field.
+    const KeyInfo* field_above = nullptr;
+    for (const auto& key : all_keys()) {
+      if (!key.is_section && path.rfind(key.path + ".", 0) == 0) {
+        field_above = &key;
+      }
+    }
+    if (field_above != nullptr) {
+      problems.push_back(fmt::format("{}: {}: expected a {}, got a mapping (with key '{}')",
+                                     entry.where, field_above->path, field_above->type,
+                                     path.substr(field_above->path.size() + 1)));
+      continue;
+    }
     std::string message = fmt::format("{}: unknown key '{}'", entry.where, path);
     const std::string guess = nearest(path, known);
     if (!guess.empty()) {

@@ -1,0 +1,133 @@
+// Config loading in-process: defaults, include merging, --set, YAML round trip, the schema
+// reference, and that errors are config Errors (exit code 2) listing every problem at once.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+#include "common/error.h"
+#include "common/test_util.h"
+#include "config/loader.h"
+
+using duet::config::Config;
+using duet::config::load;
+using duet::config::load_string;
+using duet::test::TempDir;
+using duet::test::write_file;
+
+namespace {
+
+// The message of the config Error that `fn` throws.
+template <class Fn>
+std::string config_error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const duet::Error& e) {
+    CHECK(e.kind() == duet::ErrorKind::kConfig);
+    CHECK(e.exit_code() == 2);
+    return e.what();
+  }
+  FAIL("no config error was thrown");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("an empty config is the documented defaults") {
+  const Config c = load_string("", "empty.yaml");
+  CHECK(c.model.embed_dim == 512);
+  CHECK(c.model.vision.patch_size == 32);
+  CHECK(c.model.init_logit_scale == Approx(std::log(1.0 / 0.07)));
+  CHECK(c.optim.logit_scale_max == Approx(std::log(100.0)));
+  CHECK(c.data.rrc_scale == std::vector<double>{0.9, 1.0});
+  CHECK(c.data.csv_separator == "\t");
+  CHECK(c.loss.type == "clip");
+  CHECK(duet::config::check_consistency(c).empty());
+}
+
+TEST_CASE("includes merge deeply; later files and --set win; lists are replaced whole") {
+  TempDir dir;
+  write_file(dir / "models/base.yaml",
+             "model:\n  embed_dim: 64\n  vision:\n    width: 96\n    layers: 3\n"
+             "data:\n  train: [a.tar, b.tar]\n");
+  write_file(dir / "middle.yaml", "include: models/base.yaml\nmodel:\n  vision:\n    layers: 5\n");
+  write_file(dir / "run.yaml",
+             "include: [middle.yaml]\nmodel:\n  vision:\n    heads: 4\ndata:\n  train: [c.tar]\n");
+  const Config c = load(dir / "run.yaml", {"model.vision.layers=7", "optim.lr=0.002"});
+  CHECK(c.model.embed_dim == 64);
+  CHECK(c.model.vision.width == 96);
+  CHECK(c.model.vision.heads == 4);
+  CHECK(c.model.vision.layers == 7);
+  CHECK(c.optim.lr == 0.002);
+  CHECK(c.data.train == std::vector<std::string>{"c.tar"});
+}
+
+TEST_CASE("a mapping given to --set sets every key under it; the last --set wins") {
+  const Config c = load_string("", "x.yaml",
+                               {"model.vision={width: 64, heads: 2}", "train.seed=3",
+                                "train.seed=4", "data.mean=[0.5, 0.5, 0.5]"});
+  CHECK(c.model.vision.width == 64);
+  CHECK(c.model.vision.heads == 2);
+  CHECK(c.train.seed == 4);
+  CHECK(c.data.mean == std::vector<double>{0.5, 0.5, 0.5});
+}
+
+TEST_CASE("dotted keys in files are paths") {
+  const Config c = load_string("model.vision.width: 64\nmodel.vision.heads: 4\n", "x.yaml");
+  CHECK(c.model.vision.width == 64);
+}
+
+TEST_CASE("includes are searched in DUET_CONFIG_PATH after the including file's folder") {
+  TempDir dir;
+  write_file(dir / "presets/models/p.yaml", "model:\n  embed_dim: 32\n");
+  write_file(dir / "run/run.yaml", "include: models/p.yaml\n");
+  ::setenv("DUET_CONFIG_PATH", (dir / "presets").c_str(), 1);
+  const Config c = load(dir / "run/run.yaml");
+  ::unsetenv("DUET_CONFIG_PATH");
+  CHECK(c.model.embed_dim == 32);
+}
+
+TEST_CASE("to_yaml round-trips every key") {
+  const Config original = load_string(
+      "model:\n  name: x\n  vision: {width: 64, heads: 4}\ndata:\n  train: [a.tar]\n  "
+      "csv_separator: ','\noptim:\n  lr: 0.0003\ntokenizer:\n  path: ''\n",
+      "x.yaml");
+  const std::string yaml = duet::config::to_yaml(original);
+  const Config reloaded = load_string(yaml, "resolved.yaml");
+  CHECK(duet::config::to_yaml(reloaded) == yaml);
+  CHECK(reloaded.optim.lr == 0.0003);
+  CHECK(reloaded.data.csv_separator == ",");
+  CHECK(reloaded.data.train == std::vector<std::string>{"a.tar"});
+}
+
+TEST_CASE("the tab separator survives the YAML round trip") {
+  const Config c = load_string(duet::config::to_yaml(Config{}), "defaults.yaml");
+  CHECK(c.data.csv_separator == "\t");
+}
+
+TEST_CASE("every problem is reported at once") {
+  const std::string message = config_error_of([] {
+    load_string("model:\n  embed_dim: 0\ntrain:\n  seed: x\nbogus: 1\n", "many.yaml");
+  });
+  CHECK_THAT(message, Catch::Contains("many.yaml:2: model.embed_dim: must be > 0, got 0"));
+  CHECK_THAT(message, Catch::Contains("many.yaml:4: train.seed: expected an integer, got 'x'"));
+  CHECK_THAT(message, Catch::Contains("many.yaml:5: unknown key 'bogus'"));
+}
+
+TEST_CASE("cross-field rules are checked on programmatic configs too") {
+  Config c;
+  c.model.text.width = 100;
+  c.model.text.heads = 8;
+  const auto problems = duet::config::check_consistency(c);
+  REQUIRE(problems.size() == 1);
+  CHECK_THAT(problems[0],
+             Catch::Contains("model.text.width (100) must be divisible by model.text.heads (8)"));
+}
+
+TEST_CASE("the reference lists every key with its default") {
+  const std::string md = duet::config::reference_markdown();
+  for (const char* key : {"`model.vision.width`", "`train.batch_size`", "`loss.tile_size`",
+                          "`eval.zero_shot.templates`", "`export.dtype`"}) {
+    CHECK_THAT(md, Catch::Contains(key));
+  }
+  CHECK_THAT(md, Catch::Contains("| `optim.lr` | number | `0.0005` | > 0 |"));
+}
