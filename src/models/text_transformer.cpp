@@ -1,0 +1,145 @@
+// The text tower (see text_transformer.h for names and pooling). Invariant: every input row
+// is exactly context_length ids in [0, vocab); with eot pooling every row holds the EOT id.
+#include "models/text_transformer.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "common/error.h"
+#include "models/input_checks.h"
+
+namespace duet::models {
+namespace {
+
+TextPool parse_pool(const std::string& name) {
+  if (name == "eot") {
+    return TextPool::kEot;
+  }
+  if (name == "last") {
+    return TextPool::kLast;
+  }
+  fail(ErrorKind::kConfig, "model.text.pool: expected eot or last, got '{}'", name);
+}
+
+TransformerOptions transformer_options(const config::TextConfig& config,
+                                       AttentionKernel attention) {
+  if (config.width <= 0 || config.heads <= 0 || config.width % config.heads != 0) {
+    fail(ErrorKind::kConfig, "model.text.width ({}) must be divisible by model.text.heads ({})",
+         config.width, config.heads);
+  }
+  if (config.layers <= 0 || config.mlp_ratio <= 0.0) {
+    fail(ErrorKind::kConfig, "model.text.layers ({}) and model.text.mlp_ratio ({}) must be > 0",
+         config.layers, config.mlp_ratio);
+  }
+  TransformerOptions options;
+  options.width = config.width;
+  options.layers = config.layers;
+  options.heads = config.heads;
+  options.mlp_width = static_cast<int64_t>(static_cast<double>(config.width) * config.mlp_ratio);
+  options.activation = parse_activation(config.act, "model.text.act");
+  options.ls_init = config.ls_init;
+  options.grad_checkpointing = config.grad_checkpointing;
+  options.attention = attention;
+  return options;
+}
+
+}  // namespace
+
+TextTransformerImpl::TextTransformerImpl(const config::TextConfig& config,
+                                         const text::TokenizerInfo& tokenizer, int64_t embed_dim,
+                                         AttentionKernel attention)
+    : context_length_(config.context_length),
+      vocab_size_(config.vocab_size),
+      width_(config.width),
+      eot_id_(tokenizer.eot_id),
+      causal_(config.causal),
+      pool_(parse_pool(config.pool)) {
+  if (config.vocab_size != tokenizer.vocab_size) {
+    fail(ErrorKind::kConfig,
+         "model.text.vocab_size ({}) does not match the tokenizer's vocabulary ({}); set "
+         "model.text.vocab_size: {}",
+         config.vocab_size, tokenizer.vocab_size, tokenizer.vocab_size);
+  }
+  if (config.vocab_size <= 0 || config.context_length < 2) {
+    fail(ErrorKind::kConfig,
+         "model.text.vocab_size ({}) must be > 0 and model.text.context_length ({}) >= 2",
+         config.vocab_size, config.context_length);
+  }
+  if (pool_ == TextPool::kEot && (eot_id_ < 0 || eot_id_ >= vocab_size_)) {
+    fail(ErrorKind::kConfig,
+         "model.text.pool 'eot' needs the tokenizer's end-of-text id in [0, {}), got {}",
+         vocab_size_, eot_id_);
+  }
+  if (embed_dim <= 0) {
+    fail(ErrorKind::kConfig, "model.embed_dim ({}) must be > 0", embed_dim);
+  }
+  const TransformerOptions options = transformer_options(config, attention);
+
+  // Registration order follows OpenAI's CLIP text parts.
+  token_embedding = register_module("token_embedding", torch::nn::Embedding(vocab_size_, width_));
+  positional_embedding =
+      register_parameter("positional_embedding", torch::empty({context_length_, width_}));
+  transformer = register_module("transformer", Transformer(options));
+  ln_final = register_module("ln_final", make_layer_norm(width_));
+  text_projection = register_parameter("text_projection", torch::empty({width_, embed_dim}));
+  init_parameters();
+}
+
+void TextTransformerImpl::init_parameters() {
+  // OpenCLIP's CLIP.init_parameters for the text tower.
+  torch::NoGradGuard no_grad;
+  token_embedding->weight.normal_(0.0, 0.02);
+  positional_embedding.normal_(0.0, 0.01);
+  text_projection.normal_(0.0, std::pow(static_cast<double>(width_), -0.5));
+  transformer->init_weights();
+}
+
+void TextTransformerImpl::check_tokens(const torch::Tensor& tokens) const {
+  if (!tokens.defined() || tokens.dim() != 2 || tokens.size(1) != context_length_ ||
+      tokens.scalar_type() != torch::kLong) {
+    fail("tokens: expected [B, {}] int64, got {}", context_length_, describe(tokens));
+  }
+  if (tokens.numel() == 0) {
+    return;
+  }
+  // One host sync for the common (valid) case; the details only when something is wrong.
+  torch::Tensor outside = (tokens < 0) | (tokens >= vocab_size_);
+  if (outside.any().item<bool>()) {
+    torch::Tensor where = outside.nonzero()[0].cpu();  // [2]: row, position
+    const int64_t row = where[0].item<int64_t>();
+    const int64_t position = where[1].item<int64_t>();
+    fail("tokens: ids must lie in [0, {}) (model.text.vocab_size), got {} at row {}, position {}",
+         vocab_size_, tokens[row][position].item<int64_t>(), row, position);
+  }
+  if (pool_ == TextPool::kEot) {
+    torch::Tensor has_eot = (tokens == eot_id_).any(1);  // [B]
+    if (!has_eot.all().item<bool>()) {
+      const int64_t row = (~has_eot).nonzero()[0][0].item<int64_t>();
+      fail(
+          "tokens: row {} has no end-of-text id {}; model.text.pool 'eot' pools at the first "
+          "one (tokenize with the model's tokenizer, which truncates keeping EOT)",
+          row, eot_id_);
+    }
+  }
+}
+
+torch::Tensor TextTransformerImpl::pool_index(const torch::Tensor& tokens) const {
+  if (pool_ == TextPool::kLast) {
+    return torch::full({tokens.size(0)}, context_length_ - 1, tokens.options());
+  }
+  // argmax returns the first maximal index, so this is the first EOT of each row.
+  return (tokens == eot_id_).to(torch::kInt).argmax(1);  // [B]
+}
+
+torch::Tensor TextTransformerImpl::forward(const torch::Tensor& tokens) {
+  check_tokens(tokens);
+  torch::Tensor x = token_embedding(tokens) + positional_embedding;  // [B, L, W]
+  x = transformer(x, causal_);
+  x = ln_final(x);
+  torch::Tensor rows = torch::arange(tokens.size(0), tokens.options());
+  torch::Tensor pooled = x.index({rows, pool_index(tokens)});  // [B, W]
+  return torch::matmul(pooled, text_projection);               // [B, E]
+}
+
+}  // namespace duet::models

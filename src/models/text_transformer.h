@@ -1,0 +1,70 @@
+#pragma once
+// The text tower. Parameter names are OpenAI CLIP's, which keeps them at the top level of the
+// model (ClipModel adopts these parts under the same names, as OpenCLIP's CLIP does):
+//   token_embedding.weight [V, W]
+//   positional_embedding [L, W]
+//   transformer.resblocks.N.*   see transformer.h
+//   ln_final.{weight, bias}
+//   text_projection [W, E]      pooled @ text_projection; no bias
+// Pooling takes the token at the first end-of-text id of each row (CLIP; with OpenAI's vocab
+// the EOT id is the largest, so this equals OpenAI's argmax) or at the last position (SigLIP,
+// whose tokenizer pads to the full context). Padding is never masked: under the causal mask the
+// pooled EOT token cannot see it, and SigLIP trains with it visible.
+#include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+
+#include "config/config.h"
+#include "models/attention.h"
+#include "models/transformer.h"
+#include "text/tokenizer.h"
+
+namespace duet::models {
+
+enum class TextPool { kEot, kLast };
+
+class TextTransformerImpl : public torch::nn::Module {
+ public:
+  // Throws a config Error when model.text.vocab_size differs from the tokenizer's vocabulary,
+  // when eot pooling has no valid EOT id, or when the shapes do not fit together.
+  TextTransformerImpl(const config::TextConfig& config, const text::TokenizerInfo& tokenizer,
+                      int64_t embed_dim, AttentionKernel attention);
+
+  // tokens [B, L] int64, ids in [0, V) -> [B, E], not normalised. Bad shapes, dtypes, ids or a
+  // row without EOT (eot pooling) throw an Error naming `tokens`.
+  torch::Tensor forward(const torch::Tensor& tokens);
+
+  // The checks forward makes, on their own.
+  void check_tokens(const torch::Tensor& tokens) const;
+
+  // Position pooled in each row: [B] int64.
+  torch::Tensor pool_index(const torch::Tensor& tokens) const;
+
+  int64_t context_length() const { return context_length_; }
+  int64_t vocab_size() const { return vocab_size_; }
+  int64_t eot_id() const { return eot_id_; }
+  bool causal() const { return causal_; }
+  TextPool pool() const { return pool_; }
+
+  torch::nn::Embedding token_embedding{nullptr};
+  torch::Tensor positional_embedding;  // [L, W]
+  Transformer transformer{nullptr};
+  torch::nn::LayerNorm ln_final{nullptr};
+  torch::Tensor text_projection;  // [W, E]
+
+ private:
+  void init_parameters();
+
+  int64_t context_length_;
+  int64_t vocab_size_;
+  int64_t width_;
+  int64_t eot_id_;
+  bool causal_;
+  TextPool pool_;
+};
+TORCH_MODULE(TextTransformer);
+
+}  // namespace duet::models
