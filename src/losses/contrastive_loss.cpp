@@ -1,0 +1,34 @@
+#include "losses/contrastive_loss.h"
+
+#include "common/error.h"
+#include "losses/infonce.h"
+#include "losses/loss_checks.h"
+#include "losses/siglip.h"
+
+namespace duet::losses {
+
+ContrastiveBatch ContrastiveBatch::single_process(const torch::Tensor& image,
+                                                  const torch::Tensor& text) {
+  return ContrastiveBatch{image, text, image, text, 0};
+}
+
+torch::Tensor contrastive_loss(const ContrastiveBatch& batch, const torch::Tensor& logit_scale,
+                               const torch::Tensor& logit_bias, const config::LossConfig& config) {
+  if (config.type == "clip") {
+    DUET_CHECK(!logit_bias.defined(),
+               "contrastive_loss: loss.type 'clip' takes no logit_bias (softmax ignores a shared "
+               "bias), got {}; use loss.type 'siglip' or turn model.logit_bias off",
+               describe(logit_bias));
+    return infonce_loss(batch.image_local, batch.text_local, batch.image_all, batch.text_all,
+                        batch.offset, logit_scale, config);
+  }
+  if (config.type == "siglip") {
+    DUET_CHECK(logit_bias.defined(),
+               "contrastive_loss: loss.type 'siglip' needs logit_bias (model.logit_bias: true)");
+    return siglip_loss(batch.image_local, batch.text_all, batch.offset, logit_scale, logit_bias,
+                       config);
+  }
+  fail(ErrorKind::kConfig, "loss.type '{}' is unknown (expected clip or siglip)", config.type);
+}
+
+}  // namespace duet::losses
