@@ -1,0 +1,186 @@
+// JPEG and PNG decoding (see image_decode.h). TurboJPEG handles are created once per thread.
+// A truncated JPEG is an error (libjpeg-turbo would pad it with grey and only warn), while
+// other libjpeg warnings (e.g. extraneous bytes before a marker) are tolerated as PIL does.
+#include "data/image_decode.h"
+
+#include <png.h>
+#include <turbojpeg.h>
+
+#include <cstring>
+#include <memory>
+
+namespace duet::data {
+namespace {
+
+constexpr int kMaxSide = 1 << 15;  // refuse absurd dimensions before allocating
+
+struct TjDeleter {
+  void operator()(void* handle) const { tjDestroy(handle); }
+};
+
+std::unique_ptr<void, TjDeleter>& thread_decompressor() {
+  thread_local std::unique_ptr<void, TjDeleter> handle;
+  return handle;
+}
+
+tjhandle decompressor() {
+  auto& handle = thread_decompressor();
+  if (!handle) {
+    handle.reset(tjInitDecompress());
+    if (!handle) {
+      throw ImageDecodeError("cannot create a TurboJPEG decompressor");
+    }
+  }
+  return handle.get();
+}
+
+// After a failed call libjpeg-turbo 2.1 can leave the handle mid-stream (the next header read
+// then reports a tables-only stream, 0x0): start the next image on a fresh handle.
+[[noreturn]] void fail_jpeg(const std::string& message) {
+  thread_decompressor().reset();
+  throw ImageDecodeError(message);
+}
+
+uint32_t read_be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+void check_size(int width, int height) {
+  if (width <= 0 || height <= 0 || width > kMaxSide || height > kMaxSide) {
+    throw ImageDecodeError("bad image size " + std::to_string(width) + "x" +
+                           std::to_string(height));
+  }
+}
+
+ImageHeader jpeg_header(const uint8_t* data, size_t size) {
+  ImageHeader header;
+  header.format = ImageFormat::kJpeg;
+  int subsampling = 0;
+  int colorspace = 0;
+  tjhandle tj = decompressor();
+  if (tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &header.width,
+                          &header.height, &subsampling, &colorspace) != 0) {
+    fail_jpeg(std::string("corrupt JPEG header: ") + tjGetErrorStr2(tj));
+  }
+  if (header.width <= 0 || header.height <= 0) {
+    fail_jpeg("JPEG without an image (tables only)");
+  }
+  check_size(header.width, header.height);
+  return header;
+}
+
+Image decode_jpeg(const uint8_t* data, size_t size, int min_width, int min_height) {
+  const ImageHeader header = jpeg_header(data, size);
+  // The smallest supported scale (largest reduction) that keeps both minimums.
+  int count = 0;
+  const tjscalingfactor* factors = tjGetScalingFactors(&count);
+  tjscalingfactor best{1, 1};
+  if (min_width > 0 && min_height > 0) {
+    for (int i = 0; i < count; ++i) {
+      const tjscalingfactor f = factors[i];
+      if (f.num > f.denom) {
+        continue;  // never upscale in the decoder
+      }
+      const int w = TJSCALED(header.width, f);
+      const int h = TJSCALED(header.height, f);
+      if (w >= min_width && h >= min_height &&
+          static_cast<long>(f.num) * best.denom < static_cast<long>(best.num) * f.denom) {
+        best = f;
+      }
+    }
+  }
+  Image image;
+  image.width = TJSCALED(header.width, best);
+  image.height = TJSCALED(header.height, best);
+  image.pixels.resize(static_cast<size_t>(image.width) * image.height * 3);
+  tjhandle tj = decompressor();
+  if (tjDecompress2(tj, data, static_cast<unsigned long>(size), image.pixels.data(), image.width,
+                    0, image.height, TJPF_RGB, 0) != 0) {
+    const std::string message = tjGetErrorStr2(tj);
+    if (tjGetErrorCode(tj) == TJERR_FATAL || message.find("Premature end") != std::string::npos) {
+      fail_jpeg("corrupt or truncated JPEG: " + message);
+    }
+  }
+  return image;
+}
+
+ImageHeader png_header(const uint8_t* data, size_t size) {
+  // Signature (8) + IHDR length (4) + "IHDR" (4) + width (4) + height (4).
+  if (size < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) {
+    throw ImageDecodeError("corrupt PNG header");
+  }
+  ImageHeader header;
+  header.format = ImageFormat::kPng;
+  header.width = static_cast<int>(std::min<uint32_t>(read_be32(data + 16), kMaxSide + 1));
+  header.height = static_cast<int>(std::min<uint32_t>(read_be32(data + 20), kMaxSide + 1));
+  check_size(header.width, header.height);
+  return header;
+}
+
+Image decode_png(const uint8_t* data, size_t size) {
+  png_image png;
+  std::memset(&png, 0, sizeof(png));
+  png.version = PNG_IMAGE_VERSION;
+  if (png_image_begin_read_from_memory(&png, data, size) == 0) {
+    const std::string message = png.message;
+    png_image_free(&png);
+    throw ImageDecodeError("corrupt PNG: " + message);
+  }
+  png.format = PNG_FORMAT_RGB;
+  try {
+    check_size(static_cast<int>(std::min<png_uint_32>(png.width, kMaxSide + 1)),
+               static_cast<int>(std::min<png_uint_32>(png.height, kMaxSide + 1)));
+  } catch (...) {
+    png_image_free(&png);
+    throw;
+  }
+  Image image;
+  image.width = static_cast<int>(png.width);
+  image.height = static_cast<int>(png.height);
+  image.pixels.resize(PNG_IMAGE_SIZE(png));
+  if (png_image_finish_read(&png, nullptr, image.pixels.data(), 0, nullptr) == 0) {
+    const std::string message = png.message;
+    png_image_free(&png);
+    throw ImageDecodeError("corrupt or truncated PNG: " + message);
+  }
+  return image;
+}
+
+}  // namespace
+
+ImageFormat sniff_image_format(const uint8_t* data, size_t size) {
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+    return ImageFormat::kJpeg;
+  }
+  static const uint8_t kPngMagic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size >= 8 && std::memcmp(data, kPngMagic, 8) == 0) {
+    return ImageFormat::kPng;
+  }
+  return ImageFormat::kUnknown;
+}
+
+ImageHeader read_image_header(const uint8_t* data, size_t size) {
+  switch (sniff_image_format(data, size)) {
+    case ImageFormat::kJpeg:
+      return jpeg_header(data, size);
+    case ImageFormat::kPng:
+      return png_header(data, size);
+    case ImageFormat::kUnknown:
+      break;
+  }
+  throw ImageDecodeError("not a JPEG or PNG image");
+}
+
+Image decode_image(const uint8_t* data, size_t size, int min_width, int min_height) {
+  switch (sniff_image_format(data, size)) {
+    case ImageFormat::kJpeg:
+      return decode_jpeg(data, size, min_width, min_height);
+    case ImageFormat::kPng:
+      return decode_png(data, size);
+    case ImageFormat::kUnknown:
+      break;
+  }
+  throw ImageDecodeError("not a JPEG or PNG image");
+}
+
+}  // namespace duet::data
