@@ -73,6 +73,14 @@ if [[ $TEST_DEPS -eq 1 ]]; then
   if ! "$VENV/bin/python" -c 'import numpy' 2>/dev/null; then
     "$VENV/bin/pip" install -q --disable-pip-version-check numpy
   fi
+  # TensorBoard's own event reader is the oracle for duet's event files (tests/train).
+  if ! "$VENV/bin/python" -c 'import tensorboard' 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check tensorboard
+  fi
+  # PIL + torchvision are the peer pipeline in scripts/bench_data.py (0.26 matches torch 2.11).
+  if ! "$VENV/bin/python" -c 'import PIL, torchvision' 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check pillow "torchvision==0.26.0"
+  fi
 fi
 TORCH_PREFIX="$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 

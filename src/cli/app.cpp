@@ -57,6 +57,12 @@ int run(int argc, char** argv) {
 
   Registry registry;
   add_config_command(app, registry);
+  add_tokenize_command(app, registry);
+  add_model_command(app, registry);
+  add_plot_command(app, registry);
+  add_data_command(app, registry);
+  add_train_command(app, registry);
+  add_bench_command(app, registry);
 
   try {
     app.parse(argc, argv);

@@ -24,6 +24,12 @@ class Registry {
 
 // Each file in src/cli/ adds one command (with its subcommands) to the root app.
 void add_config_command(CLI::App& root, Registry& registry);
+void add_tokenize_command(CLI::App& root, Registry& registry);
+void add_model_command(CLI::App& root, Registry& registry);
+void add_plot_command(CLI::App& root, Registry& registry);
+void add_data_command(CLI::App& root, Registry& registry);
+void add_bench_command(CLI::App& root, Registry& registry);
+void add_train_command(CLI::App& root, Registry& registry);
 
 // Runs `duet` with these arguments; returns the process exit code.
 int run(int argc, char** argv);

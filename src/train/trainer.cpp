@@ -1,0 +1,415 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "common/logging.h"
+#include "common/torch_runtime.h"
+#include "config/loader.h"
+#include "data/loader.h"
+#include "data/source_set.h"
+#include "duet/build_info.h"
+#include "losses/contrastive_loss.h"
+#include "models/clip_model.h"
+#include "text/tokenizer.h"
+#include "train/checkpoint_store.h"
+#include "train/metrics_jsonl.h"
+#include "train/metrics_plot.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+#include "train/tensorboard_writer.h"
+
+namespace fs = std::filesystem;
+
+namespace duet::train {
+namespace {
+
+constexpr const char* kModelFile = "model.pt";
+constexpr const char* kOptimizerFile = "optimizer.pt";
+constexpr const char* kRngFile = "rng.pt";
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  if (s >= 3600) {
+    return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+  }
+  return fmt::format("{}m{:02d}s", s / 60, s % 60);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) {
+    fail("cannot write '{}'", path);
+  }
+}
+
+void save_rng(const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  auto generator = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    archive.write("cpu", generator.get_state());
+  }
+  archive.save_to(path);
+}
+
+void load_rng(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  torch::Tensor state;
+  archive.read("cpu", state);
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// Loads model weights from a checkpoint directory, turning LibTorch's errors (shape mismatch,
+// unreadable archive) into one that names the checkpoint.
+void load_model_weights(models::ClipModel& model, const std::string& checkpoint) {
+  try {
+    torch::load(model, (fs::path(checkpoint) / kModelFile).string());
+  } catch (const c10::Error& e) {
+    fail("checkpoint '{}' does not fit this model (was it trained with another model config?): {}",
+         checkpoint, e.what_without_backtrace());
+  }
+}
+
+// The checkpoint to resume from per checkpoint.resume, or nullopt for a fresh start.
+std::optional<CheckpointInfo> find_resume_point(const config::CheckpointConfig& checkpoint,
+                                                const CheckpointStore& store) {
+  if (checkpoint.resume.empty()) {
+    if (!store.list().empty()) {
+      fail(ErrorKind::kConfig,
+           "run directory '{}' already holds checkpoints; set checkpoint.resume: latest to "
+           "continue it, or choose another train.run_name",
+           fs::path(store.dir()).parent_path().string());
+    }
+    return std::nullopt;
+  }
+  if (checkpoint.resume == "latest") {
+    auto found = store.latest_good();
+    if (!found) {
+      log::get("train")->info("checkpoint.resume is 'latest' but '{}' has no good checkpoint yet: "
+                              "starting fresh",
+                              store.dir());
+    }
+    return found;
+  }
+  return CheckpointStore::validate(checkpoint.resume);
+}
+
+int64_t total_steps(const config::Config& config, int64_t micro_batch) {
+  if (config.train.steps > 0) {
+    return config.train.steps;
+  }
+  data::CsvOptions csv{config.data.csv_separator, config.data.csv_img_key,
+                       config.data.csv_caption_key};
+  const auto counts = data::count_samples(data::resolve_sources(config.data.train, csv));
+  int64_t samples = 0;
+  for (int64_t c : counts) {
+    samples += c;
+  }
+  const int64_t steps_per_epoch = samples / micro_batch / config.train.accum_steps;
+  DUET_CHECK(steps_per_epoch > 0, "data.train has {} samples: not one batch of train.batch_size {}",
+             samples, config.train.batch_size);
+  return steps_per_epoch * config.train.epochs;
+}
+
+// Metrics of a run: metrics.jsonl and TensorBoard event files, as logging.* enables them.
+class MetricsSinks {
+ public:
+  MetricsSinks(const config::LoggingConfig& logging, const std::string& run_dir,
+               std::optional<int64_t> resumed_step) {
+    if (logging.jsonl) {
+      jsonl_.emplace((fs::path(run_dir) / "metrics.jsonl").string(), resumed_step);
+    }
+    if (logging.tensorboard) {
+      tensorboard_.emplace((fs::path(run_dir) / "tensorboard").string());
+      if (resumed_step) {
+        tensorboard_->write_resume(*resumed_step);
+      }
+    }
+  }
+  void write(int64_t step, const Scalars& scalars) {
+    if (jsonl_) {
+      jsonl_->write(step, scalars);
+    }
+    if (tensorboard_) {
+      tensorboard_->write(step, scalars);
+    }
+  }
+
+ private:
+  std::optional<MetricsJsonl> jsonl_;
+  std::optional<TensorBoardWriter> tensorboard_;
+};
+
+void add_eval_scalars(const eval::EvalResult& result, Scalars& scalars) {
+  const nlohmann::json values = result.to_json();
+  for (const auto& [name, value] : values.items()) {
+    if (value.is_number_float()) {
+      scalars.push_back({name, value.get<double>()});
+    }
+  }
+}
+
+}  // namespace
+
+torch::Device resolve_device(const std::string& device) {
+  if (device == "cpu") {
+    return torch::kCPU;
+  }
+  const bool cuda = torch::cuda::is_available();
+  if (device == "cuda" && !cuda) {
+    fail(ErrorKind::kConfig, "train.device is 'cuda' but LibTorch sees no CUDA device");
+  }
+  return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+TrainResult train(const config::Config& config, const TrainOptions& options) {
+  auto logger = log::get("train");
+  const auto& train_cfg = config.train;
+
+  // ---- set-up: run directory, tokenizer, model, optimiser, data, checkpoints ----
+  set_num_threads(static_cast<int>(train_cfg.threads));
+  const torch::Device device = resolve_device(train_cfg.device);
+  const std::string run_name = train_cfg.run_name.empty() ? options.default_run_name
+                                                          : train_cfg.run_name;
+  const std::string run_dir = (fs::path(train_cfg.output_dir) / run_name).string();
+  fs::create_directories(run_dir);
+  CheckpointStore store((fs::path(run_dir) / "checkpoints").string(), config.checkpoint.keep_last);
+  const std::optional<CheckpointInfo> resume = find_resume_point(config.checkpoint, store);
+  write_text((fs::path(run_dir) / "config.yaml").string(), config::to_yaml(config));
+
+  const std::shared_ptr<const text::Tokenizer> tokenizer = text::make_tokenizer(config.tokenizer);
+  torch::manual_seed(static_cast<uint64_t>(train_cfg.seed));
+  models::ClipModel model(config.model, tokenizer->info());
+  model->to(device);
+  const auto optimizer = make_adamw(*model, config.optim);
+
+  const int64_t micro_batch = train_cfg.batch_size / train_cfg.accum_steps;
+  data::LoaderOptions loader_options;
+  loader_options.sources = config.data.train;
+  loader_options.mode = data::LoaderMode::kTrain;
+  loader_options.batch_size = micro_batch;
+  loader_options.image_size = config.model.vision.image_size;
+  loader_options.context_length = config.model.text.context_length;
+  loader_options.tokenizer = tokenizer;
+  loader_options.seed = static_cast<uint64_t>(train_cfg.seed);
+  data::Loader loader(config.data, loader_options);
+
+  const int64_t steps = total_steps(config, micro_batch);
+  const LrSchedule schedule(config.schedule, config.optim.lr, steps);
+
+  int64_t step = 0;
+  if (resume) {
+    load_model_weights(model, resume->path);
+    torch::load(*optimizer, (fs::path(resume->path) / kOptimizerFile).string());
+    load_rng((fs::path(resume->path) / kRngFile).string());
+    loader.restore(resume->meta.at("loader").dump());
+    step = resume->step;
+    logger->info("resumed from '{}' at step {}", resume->path, step);
+  }
+  MetricsSinks metrics(config.logging, run_dir,
+                       resume ? std::optional<int64_t>(step) : std::optional<int64_t>());
+  const auto counts = models::count_parameters(*model);
+  logger->info("run '{}': {} steps of {} samples ({} x {} accumulation) on {}, {} parameters",
+               run_dir, steps, train_cfg.batch_size, micro_batch, train_cfg.accum_steps,
+               device.str(), counts.total);
+
+  auto save_checkpoint = [&](int64_t at_step) {
+    const nlohmann::json meta = {{"step", at_step},
+                                 {"loader", nlohmann::json::parse(loader.state())},
+                                 {"config", config::to_yaml(config)},
+                                 {"duet_version", DUET_VERSION}};
+    return store.save(at_step, meta, [&](const std::string& dir) {
+      torch::save(model, (fs::path(dir) / kModelFile).string());
+      torch::save(*optimizer, (fs::path(dir) / kOptimizerFile).string());
+      save_rng((fs::path(dir) / kRngFile).string());
+    });
+  };
+  auto next_batch = [&]() {
+    auto batch = loader.next();
+    if (!batch) {  // end of an epoch: the next call starts the following one
+      batch = loader.next();
+    }
+    DUET_CHECK(batch.has_value(), "data.train yields no batch");
+    return std::move(*batch);
+  };
+
+  // ---- the loop ----
+  TrainResult result;
+  result.run_dir = run_dir;
+  const int64_t stop_at = options.stop_after > 0 ? std::min(steps, step + options.stop_after)
+                                                  : steps;
+  int64_t consecutive_bad = 0;
+  double window_loss = 0.0;
+  int64_t window_steps = 0;
+  int64_t window_samples = 0;
+  auto window_start = Clock::now();
+  const auto run_start = Clock::now();
+  const int64_t first_step = step;
+  std::vector<torch::Tensor> parameters = model->parameters();
+
+  while (step < stop_at) {
+    const double lr = schedule.at(step);
+    set_learning_rate(*optimizer, lr);
+    optimizer->zero_grad();
+
+    // Draw the accumulated batch; with accumulation, cache its features without gradients.
+    std::vector<data::Batch> micro;
+    std::vector<torch::Tensor> image_cache;
+    std::vector<torch::Tensor> text_cache;
+    for (int64_t k = 0; k < train_cfg.accum_steps; ++k) {
+      micro.push_back(next_batch());
+    }
+    if (train_cfg.accum_steps > 1) {
+      torch::NoGradGuard no_grad;
+      for (const auto& batch : micro) {
+        image_cache.push_back(model->encode_image(batch.images.to(device)));
+        text_cache.push_back(model->encode_text(batch.tokens.to(device)));
+      }
+    }
+    // Forward/backward each micro-batch against the whole accumulated batch. logit_scale and
+    // logit_bias take their gradient from one pass only, as the full-batch loss would give it.
+    double loss_value = 0.0;
+    for (int64_t k = 0; k < train_cfg.accum_steps; ++k) {
+      const auto& batch = micro[static_cast<size_t>(k)];
+      torch::Tensor image = model->encode_image(batch.images.to(device));
+      torch::Tensor text = model->encode_text(batch.tokens.to(device));
+      if (train_cfg.accum_steps > 1) {
+        image_cache[static_cast<size_t>(k)] = image;
+        text_cache[static_cast<size_t>(k)] = text;
+        image = torch::cat(image_cache);
+        text = torch::cat(text_cache);
+        image_cache[static_cast<size_t>(k)] = image_cache[static_cast<size_t>(k)].detach();
+        text_cache[static_cast<size_t>(k)] = text_cache[static_cast<size_t>(k)].detach();
+      }
+      const torch::Tensor scale = k == 0 ? model->logit_scale : model->logit_scale.detach();
+      torch::Tensor bias;
+      if (model->logit_bias.defined()) {
+        bias = k == 0 ? model->logit_bias : model->logit_bias.detach();
+      }
+      const torch::Tensor loss = losses::contrastive_loss(
+          losses::ContrastiveBatch::single_process(image.to(torch::kFloat32),
+                                                   text.to(torch::kFloat32)),
+          scale, bias, config.loss);
+      loss.backward();
+      loss_value = loss.item<double>();
+    }
+
+    // Clip (or only measure) the gradient norm; skip non-finite steps.
+    const double max_norm = config.optim.grad_clip_norm > 0.0
+                                ? config.optim.grad_clip_norm
+                                : std::numeric_limits<double>::infinity();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(parameters, max_norm);
+    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
+      ++result.skipped_steps;
+      ++consecutive_bad;
+      optimizer->zero_grad();
+      logger->warn("step {}: non-finite loss ({}) or gradient norm ({}): step skipped ({} in a row)",
+                   step + 1, loss_value, grad_norm, consecutive_bad);
+      if (consecutive_bad >= train_cfg.nan_patience) {
+        fail("training diverged: {} consecutive steps with a non-finite loss or gradient (limit "
+             "train.nan_patience = {}); lower optim.lr or enable optim.grad_clip_norm",
+             consecutive_bad, train_cfg.nan_patience);
+      }
+      continue;
+    }
+    consecutive_bad = 0;
+    optimizer->step();
+    model->clamp_logit_scale(config.optim.logit_scale_max);
+    ++step;
+    result.last_loss = loss_value;
+
+    // Progress line and metrics.
+    window_loss += loss_value;
+    ++window_steps;
+    window_samples += train_cfg.batch_size;
+    if (step % config.logging.every_steps == 0 || step == stop_at) {
+      const double window_seconds = seconds_since(window_start);
+      const double samples_per_second = window_samples / std::max(window_seconds, 1e-9);
+      const double eta = (steps - step) * seconds_since(run_start) /
+                         static_cast<double>(std::max<int64_t>(1, step - first_step));
+      const double scale = model->logit_scale.exp().item<double>();
+      logger->info("step {}/{} epoch {} loss {:.4f} lr {:.3g} scale {:.2f} {:.0f} samples/s ETA {}",
+                   step, steps, loader.epoch(), window_loss / window_steps, lr, scale,
+                   samples_per_second, format_duration(eta));
+      metrics.write(step, {{"loss", window_loss / window_steps},
+                           {"lr", lr},
+                           {"logit_scale", scale},
+                           {"grad_norm", grad_norm},
+                           {"samples_per_second", samples_per_second},
+                           {"epoch", static_cast<double>(loader.epoch())}});
+      window_loss = 0.0;
+      window_steps = 0;
+      window_samples = 0;
+      window_start = Clock::now();
+    }
+    const bool last = step == steps;
+    if (config.eval.every_steps > 0 && step % config.eval.every_steps == 0 && !last) {
+      const eval::EvalResult evaluation = eval::evaluate(*model, *tokenizer, config, device);
+      Scalars scalars;
+      add_eval_scalars(evaluation, scalars);
+      if (!scalars.empty()) {
+        logger->info("step {} eval {}", step, evaluation.to_json().dump());
+        metrics.write(step, scalars);
+      }
+    }
+    if (config.checkpoint.every_steps > 0 && step % config.checkpoint.every_steps == 0) {
+      result.last_checkpoint = save_checkpoint(step);
+      logger->info("saved checkpoint '{}'", result.last_checkpoint);
+    }
+  }
+
+  // ---- the end: checkpoint, evaluation, plot ----
+  result.steps = step;
+  if (result.last_checkpoint.empty() ||
+      CheckpointStore::validate(result.last_checkpoint).step != step) {
+    result.last_checkpoint = save_checkpoint(step);
+    logger->info("saved checkpoint '{}'", result.last_checkpoint);
+  }
+  if (step == steps) {
+    result.final_eval = eval::evaluate(*model, *tokenizer, config, device);
+    Scalars scalars;
+    add_eval_scalars(result.final_eval, scalars);
+    if (!scalars.empty()) {
+      logger->info("final eval {}", result.final_eval.to_json().dump());
+      metrics.write(step, scalars);
+    }
+  }
+  if (config.logging.jsonl) {
+    write_metrics_plot((fs::path(run_dir) / "metrics.jsonl").string(),
+                       (fs::path(run_dir) / "loss.svg").string(), "duet train: " + run_name);
+  }
+  return result;
+}
+
+eval::EvalResult evaluate_checkpoint(const std::string& checkpoint,
+                                     const std::optional<config::Config>& config) {
+  const CheckpointInfo info = CheckpointStore::validate(checkpoint);
+  const config::Config resolved =
+      config ? *config
+             : config::load_string(info.meta.at("config").get<std::string>(),
+                                   (fs::path(checkpoint) / "config").string());
+  const auto tokenizer = text::make_tokenizer(resolved.tokenizer);
+  const torch::Device device = resolve_device(resolved.train.device);
+  models::ClipModel model(resolved.model, tokenizer->info());
+  load_model_weights(model, checkpoint);
+  model->to(device);
+  return eval::evaluate(*model, *tokenizer, resolved, device);
+}
+
+}  // namespace duet::train
