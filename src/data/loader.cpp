@@ -281,6 +281,9 @@ class Loader::Impl::EpochRun {
     seq_ = start_seq;
     window_ = impl_.options.batch_size + 4 * impl_.data.workers;
     produced_ = seq_;
+    // Set before any thread starts: the reader's window check reads it, and a resumed run starts
+    // far from 0 (a consumed_ of 0 would hold the reader back forever).
+    consumed_ = start_seq;
     threads_.emplace_back([this] { guarded([this] { reader(); }); });
     for (int64_t i = 0; i < impl_.data.workers; ++i) {
       threads_.emplace_back([this] { guarded([this] { worker(); }); });
@@ -394,7 +397,6 @@ class Loader::Impl::EpochRun {
   }
 
   void collator() {
-    consumed_ = seq_started_;
     seq_ = seq_started_;
     try {
       for (;;) {
