@@ -6,7 +6,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
-#include "common/torch_compat.h"
+#include "common/autocast.h"
 
 namespace duet::models {
 namespace {
@@ -21,35 +21,6 @@ struct CheckpointedCall : torch::CustomClassHolder {
   CheckpointedFn fn;
 };
 
-// Sets the autocast state the forward ran under for this scope and restores the caller's after:
-// the backward runs outside the trainer's autocast region, but must recompute in its precision.
-class AutocastScope {
- public:
-  AutocastScope(at::DeviceType device, bool enabled, at::ScalarType dtype) : device_(device) {
-#if DUET_TORCH_AT_LEAST(2, 4)
-    saved_enabled_ = at::autocast::is_autocast_enabled(device_);
-    saved_dtype_ = at::autocast::get_autocast_dtype(device_);
-    at::autocast::set_autocast_enabled(device_, enabled);
-    at::autocast::set_autocast_dtype(device_, dtype);
-#else
-    (void)enabled;
-    (void)dtype;
-#endif
-  }
-  ~AutocastScope() {
-#if DUET_TORCH_AT_LEAST(2, 4)
-    at::autocast::set_autocast_enabled(device_, saved_enabled_);
-    at::autocast::set_autocast_dtype(device_, saved_dtype_);
-#endif
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  at::DeviceType device_;
-  bool saved_enabled_ = false;
-  at::ScalarType saved_dtype_ = at::kFloat;
-};
 
 class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
  public:

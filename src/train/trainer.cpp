@@ -7,6 +7,7 @@
 
 #include <torch/torch.h>
 
+#include "common/autocast.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/torch_runtime.h"
@@ -185,6 +186,15 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   // ---- set-up: run directory, tokenizer, model, optimiser, data, checkpoints ----
   set_num_threads(static_cast<int>(train_cfg.threads));
   const torch::Device device = resolve_device(train_cfg.device);
+  const bool bf16 = train_cfg.precision == "bf16";
+  if (bf16 && !autocast_supported()) {
+    fail(ErrorKind::kConfig, "train.precision 'bf16' needs LibTorch >= 2.4 (this build has {})",
+         DUET_TORCH_VERSION);
+  }
+  // The towers run under bf16 autocast when asked; losses and optimiser stay in float32.
+  auto autocast = [&]() {
+    return AutocastScope(device.type(), bf16, at::kBFloat16);
+  };
   const std::string run_name = train_cfg.run_name.empty() ? options.default_run_name
                                                           : train_cfg.run_name;
   const std::string run_dir = (fs::path(train_cfg.output_dir) / run_name).string();
@@ -277,6 +287,7 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     }
     if (train_cfg.accum_steps > 1) {
       torch::NoGradGuard no_grad;
+      const auto precision = autocast();
       for (const auto& batch : micro) {
         image_cache.push_back(model->encode_image(batch.images.to(device)));
         text_cache.push_back(model->encode_text(batch.tokens.to(device)));
@@ -287,8 +298,13 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     double loss_value = 0.0;
     for (int64_t k = 0; k < train_cfg.accum_steps; ++k) {
       const auto& batch = micro[static_cast<size_t>(k)];
-      torch::Tensor image = model->encode_image(batch.images.to(device));
-      torch::Tensor text = model->encode_text(batch.tokens.to(device));
+      torch::Tensor image;
+      torch::Tensor text;
+      {
+        const auto precision = autocast();
+        image = model->encode_image(batch.images.to(device));
+        text = model->encode_text(batch.tokens.to(device));
+      }
       if (train_cfg.accum_steps > 1) {
         image_cache[static_cast<size_t>(k)] = image;
         text_cache[static_cast<size_t>(k)] = text;

@@ -169,3 +169,15 @@ TEST_CASE("warmup then cosine to min_lr; constant after warmup") {
   CHECK(constant.at(5) == Approx(0.6));
   CHECK(constant.at(100) == Approx(1.0));
 }
+
+TEST_CASE("bf16 autocast trains the towers in bfloat16 with a float32 loss") {
+  TempDir out;
+  const auto fp32 = duet::train::train(small_run(out.path().string(), "fp32"), {});
+  const auto bf16 =
+      duet::train::train(small_run(out.path().string(), "bf16", {"train.precision=bf16"}), {});
+  CHECK(std::isfinite(bf16.last_loss));
+  CHECK(bf16.skipped_steps == 0);
+  // Same data and initialisation, different arithmetic: close but not bitwise equal.
+  CHECK(bf16.last_loss == Approx(fp32.last_loss).epsilon(0.05));
+  CHECK(bf16.last_loss != fp32.last_loss);
+}

@@ -1,0 +1,42 @@
+#pragma once
+// RAII autocast state for one device type: the version-dependent autocast API lives here.
+// LibTorch >= 2.4 takes the device type in set_autocast_enabled/dtype; older versions have no
+// per-device C++ API, so there autocast_supported() is false and the scope does nothing.
+#include <ATen/autocast_mode.h>
+
+#include "common/torch_compat.h"
+
+namespace duet {
+
+constexpr bool autocast_supported() { return DUET_TORCH_AT_LEAST(2, 4); }
+
+// Sets the autocast state for this scope and restores the caller's on exit.
+class AutocastScope {
+ public:
+  AutocastScope(at::DeviceType device, bool enabled, at::ScalarType dtype) : device_(device) {
+#if DUET_TORCH_AT_LEAST(2, 4)
+    saved_enabled_ = at::autocast::is_autocast_enabled(device_);
+    saved_dtype_ = at::autocast::get_autocast_dtype(device_);
+    at::autocast::set_autocast_enabled(device_, enabled);
+    at::autocast::set_autocast_dtype(device_, dtype);
+#else
+    (void)enabled;
+    (void)dtype;
+#endif
+  }
+  ~AutocastScope() {
+#if DUET_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(device_, saved_enabled_);
+    at::autocast::set_autocast_dtype(device_, saved_dtype_);
+#endif
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  at::DeviceType device_;
+  bool saved_enabled_ = false;
+  at::ScalarType saved_dtype_ = at::kFloat;
+};
+
+}  // namespace duet
