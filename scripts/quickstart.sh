@@ -14,7 +14,7 @@ DATA=data/fashion-mnist
 CONFIG=configs/fashion-mnist.yaml
 RUN=runs/fashion-mnist
 
-bash scripts/setup.sh
+bash scripts/setup.sh --target duet
 DUET=build/duet
 
 if [[ ! -f "$DATA/dataset.json" ]]; then

@@ -6,7 +6,8 @@
 #      (and, with --test-deps, the Python oracles the tests compare against).
 #   3. CMake configure + build in build/ (Release, Ninja, -j2 unless DUET_JOBS is set).
 #
-# Usage: scripts/setup.sh [--no-build] [--test-deps] [--build-dir DIR]
+# Usage: scripts/setup.sh [--no-build] [--test-deps] [--build-dir DIR] [--target T]
+#   --target T builds only target T (the quickstart builds just `duet`, not the tests).
 set -euo pipefail
 
 TORCH_VERSION="${DUET_TORCH_VERSION:-2.11.0}"  # pinned: the GPU machine's version too
@@ -15,14 +16,16 @@ VENV="${DUET_VENV:-$ROOT/.venv}"
 BUILD_DIR="$ROOT/build"
 JOBS="${DUET_JOBS:-2}"
 DO_BUILD=1
+TARGET_ARGS=()
 TEST_DEPS=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --no-build) DO_BUILD=0 ;;
     --test-deps) TEST_DEPS=1 ;;
+    --target) TARGET_ARGS=(--target "$2"); shift ;;
     --build-dir) BUILD_DIR="$2"; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -94,6 +97,6 @@ if [[ $DO_BUILD -eq 1 ]]; then
       cat "$BUILD_DIR/configure.log" >&2; exit 1; }
   grep -E "^-- duet:" "$BUILD_DIR/configure.log" || true
   say "building with $JOBS jobs"
-  cmake --build "$BUILD_DIR" -j "$JOBS"
+  cmake --build "$BUILD_DIR" -j "$JOBS" "${TARGET_ARGS[@]}"
   say "done: $BUILD_DIR/duet"
 fi
