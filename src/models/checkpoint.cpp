@@ -21,7 +21,6 @@ struct CheckpointedCall : torch::CustomClassHolder {
   CheckpointedFn fn;
 };
 
-
 class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, c10::intrusive_ptr<CheckpointedCall> call,

@@ -22,28 +22,6 @@ TextPool parse_pool(const std::string& name) {
   fail(ErrorKind::kConfig, "model.text.pool: expected eot or last, got '{}'", name);
 }
 
-TransformerOptions transformer_options(const config::TextConfig& config,
-                                       AttentionKernel attention) {
-  if (config.width <= 0 || config.heads <= 0 || config.width % config.heads != 0) {
-    fail(ErrorKind::kConfig, "model.text.width ({}) must be divisible by model.text.heads ({})",
-         config.width, config.heads);
-  }
-  if (config.layers <= 0 || config.mlp_ratio <= 0.0) {
-    fail(ErrorKind::kConfig, "model.text.layers ({}) and model.text.mlp_ratio ({}) must be > 0",
-         config.layers, config.mlp_ratio);
-  }
-  TransformerOptions options;
-  options.width = config.width;
-  options.layers = config.layers;
-  options.heads = config.heads;
-  options.mlp_width = static_cast<int64_t>(static_cast<double>(config.width) * config.mlp_ratio);
-  options.activation = parse_activation(config.act, "model.text.act");
-  options.ls_init = config.ls_init;
-  options.grad_checkpointing = config.grad_checkpointing;
-  options.attention = attention;
-  return options;
-}
-
 }  // namespace
 
 TextTransformerImpl::TextTransformerImpl(const config::TextConfig& config,
@@ -74,7 +52,7 @@ TextTransformerImpl::TextTransformerImpl(const config::TextConfig& config,
   if (embed_dim <= 0) {
     fail(ErrorKind::kConfig, "model.embed_dim ({}) must be > 0", embed_dim);
   }
-  const TransformerOptions options = transformer_options(config, attention);
+  const TransformerOptions options = tower_transformer_options(config, "model.text", attention);
 
   // Registration order follows OpenAI's CLIP text parts.
   token_embedding = register_module("token_embedding", torch::nn::Embedding(vocab_size_, width_));

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/error.h"
+
 #include "models/attention.h"
 
 namespace duet::models {
@@ -39,6 +41,31 @@ struct TransformerOptions {
   bool grad_checkpointing = false;
   AttentionKernel attention = AttentionKernel::kFused;
 };
+
+// The Transformer options of a tower config (config::VisionConfig or config::TextConfig, which
+// share these keys); `key` ("model.vision", "model.text") names them in config errors.
+template <class TowerConfig>
+TransformerOptions tower_transformer_options(const TowerConfig& config, const std::string& key,
+                                             AttentionKernel attention) {
+  if (config.width <= 0 || config.heads <= 0 || config.width % config.heads != 0) {
+    fail(ErrorKind::kConfig, "{0}.width ({1}) must be divisible by {0}.heads ({2})", key,
+         config.width, config.heads);
+  }
+  if (config.layers <= 0 || config.mlp_ratio <= 0.0) {
+    fail(ErrorKind::kConfig, "{0}.layers ({1}) and {0}.mlp_ratio ({2}) must be > 0", key,
+         config.layers, config.mlp_ratio);
+  }
+  TransformerOptions options;
+  options.width = config.width;
+  options.layers = config.layers;
+  options.heads = config.heads;
+  options.mlp_width = static_cast<int64_t>(static_cast<double>(config.width) * config.mlp_ratio);
+  options.activation = parse_activation(config.act, key + ".act");
+  options.ls_init = config.ls_init;
+  options.grad_checkpointing = config.grad_checkpointing;
+  options.attention = attention;
+  return options;
+}
 
 // OpenCLIP's init for the blocks of a tower: the attention input projection with std W^-0.5,
 // the residual-branch outputs (out_proj, c_proj) with W^-0.5 (2 layers)^-0.5 so the residual

@@ -29,28 +29,6 @@ VisionPool parse_pool(const std::string& name) {
   fail(ErrorKind::kConfig, "model.vision.pool: expected class, mean or attention, got '{}'", name);
 }
 
-TransformerOptions transformer_options(const config::VisionConfig& config,
-                                       AttentionKernel attention) {
-  if (config.width <= 0 || config.heads <= 0 || config.width % config.heads != 0) {
-    fail(ErrorKind::kConfig, "model.vision.width ({}) must be divisible by model.vision.heads ({})",
-         config.width, config.heads);
-  }
-  if (config.layers <= 0 || config.mlp_ratio <= 0.0) {
-    fail(ErrorKind::kConfig, "model.vision.layers ({}) and model.vision.mlp_ratio ({}) must be > 0",
-         config.layers, config.mlp_ratio);
-  }
-  TransformerOptions options;
-  options.width = config.width;
-  options.layers = config.layers;
-  options.heads = config.heads;
-  options.mlp_width = static_cast<int64_t>(static_cast<double>(config.width) * config.mlp_ratio);
-  options.activation = parse_activation(config.act, "model.vision.act");
-  options.ls_init = config.ls_init;
-  options.grad_checkpointing = config.grad_checkpointing;
-  options.attention = attention;
-  return options;
-}
-
 }  // namespace
 
 AttentionPoolImpl::AttentionPoolImpl(const TransformerOptions& options) {
@@ -88,7 +66,7 @@ VisionTransformerImpl::VisionTransformerImpl(const config::VisionConfig& config,
   if (embed_dim <= 0) {
     fail(ErrorKind::kConfig, "model.embed_dim ({}) must be > 0", embed_dim);
   }
-  const TransformerOptions options = transformer_options(config, attention);
+  const TransformerOptions options = tower_transformer_options(config, "model.vision", attention);
   const int64_t tokens = 1 + grid_size() * grid_size();
 
   // Registration order follows OpenAI's VisionTransformer: parameters, then submodules.
