@@ -18,7 +18,8 @@ void add_config_command(CLI::App& root, Registry& registry) {
   };
   auto show_options = std::make_shared<ShowOptions>();
   CLI::App* show = config->add_subcommand(
-      "show", "Print the fully resolved config (includes followed, --set applied, defaults filled)");
+      "show",
+      "Print the fully resolved config (includes followed, --set applied, defaults filled)");
   show->add_option("-c,--config", show_options->file, "Config file")->required();
   show->add_option("--set", show_options->overrides, "Override a key: KEY=VALUE (repeatable)")
       ->type_name("KEY=VALUE");

@@ -24,9 +24,10 @@ struct SourceOptions {
 };
 
 void add_source_options(CLI::App* command, SourceOptions& o) {
-  command->add_option("sources", o.sources,
-                      "CSV/TSV files, tar shards, brace patterns (shards/{00000..00127}.tar) or "
-                      "directories of shards")
+  command
+      ->add_option("sources", o.sources,
+                   "CSV/TSV files, tar shards, brace patterns (shards/{00000..00127}.tar) or "
+                   "directories of shards")
       ->required();
   command->add_option("--csv-separator", o.data.csv_separator, "CSV column separator (\\t: tab)")
       ->capture_default_str();
@@ -163,12 +164,14 @@ void add_data_command(CLI::App& root, Registry& registry) {
       "Write Fashion-MNIST (Debian's dataset-fashion-mnist) as WebDataset shards plus zero-shot "
       "class names and templates");
   fashion->add_option("--out", fm->out_dir, "Output directory")->required();
-  fashion->add_option("--layout", fm->layout,
-                      "single: one garment per image; pairs: two garments side by side with "
-                      "positional captions and held-out pairs")
+  fashion
+      ->add_option("--layout", fm->layout,
+                   "single: one garment per image; pairs: two garments side by side with "
+                   "positional captions and held-out pairs")
       ->check(CLI::IsMember({"single", "pairs"}))
       ->capture_default_str();
-  fashion->add_option("--idx-dir", fm->idx_dir, "Directory of the IDX files")->capture_default_str();
+  fashion->add_option("--idx-dir", fm->idx_dir, "Directory of the IDX files")
+      ->capture_default_str();
   fashion->add_option("--shard-size", fm->shard_size, "Samples per shard")->capture_default_str();
   fashion->add_option("--seed", fm->seed, "Seed for captions and pairs")->capture_default_str();
   fashion->add_option("--threads", fm->threads, "Writer threads (0: all cores)")
@@ -193,11 +196,13 @@ void add_data_command(CLI::App& root, Registry& registry) {
   CLI::App* inspect = data->add_subcommand(
       "inspect", "Read sources through the loader: valid samples, skips by reason, examples");
   add_source_options(inspect, io->source);
-  inspect->add_option("--image-size", io->source.image_size,
-                      "Size images are decoded and resized to (validation needs the decode, "
-                      "not a large resize)")
+  inspect
+      ->add_option("--image-size", io->source.image_size,
+                   "Size images are decoded and resized to (validation needs the decode, "
+                   "not a large resize)")
       ->capture_default_str();
-  inspect->add_option("--examples", io->examples, "Example captions to show")->capture_default_str();
+  inspect->add_option("--examples", io->examples, "Example captions to show")
+      ->capture_default_str();
   inspect->add_flag("--labels", io->labels,
                     "Check a labelled (zero-shot) set: samples need a class index, not a caption");
   inspect->add_flag("--json", io->json, "Print a JSON object (samples, skipped, ...)");
@@ -222,9 +227,7 @@ void add_data_command(CLI::App& root, Registry& registry) {
   bench->add_flag("--eval", bo->eval, "Resize + centre crop instead of random resized crop");
   bench->add_flag("--no-dct-scaling", bo->no_dct, "Always decode JPEGs at full size");
   bench->add_flag("--json", bo->json, "Print one JSON line");
-  registry.add(bench, [bo] {
-    run_bench(bo->source, bo->samples, bo->eval, bo->no_dct, bo->json);
-  });
+  registry.add(bench, [bo] { run_bench(bo->source, bo->samples, bo->eval, bo->no_dct, bo->json); });
 }
 
 }  // namespace duet::cli

@@ -21,7 +21,8 @@ void print_eval_table(const eval::EvalResult& result) {
   std::cout << fmt::format("| {:<28} | {:>9} |\n| {:-<28} | {:->9} |\n", "metric", "value", "", "");
   const nlohmann::json values = result.to_json();
   for (const auto& [name, value] : values.items()) {
-    const bool fraction = name.find("_r") != std::string::npos || name.find("top") != std::string::npos;
+    const bool fraction =
+        name.find("_r") != std::string::npos || name.find("top") != std::string::npos;
     const std::string shown = value.is_number_float()
                                   ? (fraction && name.find("rank") == std::string::npos
                                          ? fmt::format("{:.2f}%", 100.0 * value.get<double>())
@@ -45,9 +46,10 @@ void add_train_command(CLI::App& root, Registry& registry) {
   train->add_option("-c,--config", args->file, "Config file")->required();
   train->add_option("--set", args->overrides, "Override a key: KEY=VALUE (repeatable)")
       ->type_name("KEY=VALUE");
-  train->add_option("--stop-after", args->stop_after,
-                    "Stop after N optimiser steps of this invocation, with a checkpoint, as if "
-                    "interrupted (resume with checkpoint.resume=latest)")
+  train
+      ->add_option("--stop-after", args->stop_after,
+                   "Stop after N optimiser steps of this invocation, with a checkpoint, as if "
+                   "interrupted (resume with checkpoint.resume=latest)")
       ->check(CLI::NonNegativeNumber);
   registry.add(train, [args] {
     const config::Config config = config::load(args->file, args->overrides);

@@ -37,11 +37,11 @@ template <typename... Args>
 }
 
 // Throws a runtime Error with the formatted message unless `condition` holds.
-#define DUET_CHECK(condition, ...)  \
-  do {                              \
-    if (!(condition)) {             \
-      ::duet::fail(__VA_ARGS__);    \
-    }                               \
+#define DUET_CHECK(condition, ...) \
+  do {                             \
+    if (!(condition)) {            \
+      ::duet::fail(__VA_ARGS__);   \
+    }                              \
   } while (false)
 
 }  // namespace duet

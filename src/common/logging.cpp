@@ -35,8 +35,8 @@ void init(const std::string& level, int rank) {
   auto parsed = spdlog::level::from_str(level);
   // from_str answers "off" for names it does not know; only accept "off" when asked for.
   if (parsed == spdlog::level::off && level != "off") {
-    fail(ErrorKind::kUsage, "unknown log level '{}' (expected trace, debug, info, warn, error or off)",
-         level);
+    fail(ErrorKind::kUsage,
+         "unknown log level '{}' (expected trace, debug, info, warn, error or off)", level);
   }
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);

@@ -56,10 +56,11 @@ bool check_blas() {
   const std::string blas = detect_blas();
   auto logger = log::get("torch");
   if (blas == "reference" || blas == "unknown") {
-    logger->warn("!!! LibTorch is not using an optimised BLAS (found: {}). Matrix products will be "
-                 "~100x slower. Install libopenblas-dev (scripts/setup.sh does) or use the PyPI "
-                 "torch wheel's LibTorch. !!!",
-                 blas);
+    logger->warn(
+        "!!! LibTorch is not using an optimised BLAS (found: {}). Matrix products will be "
+        "~100x slower. Install libopenblas-dev (scripts/setup.sh does) or use the PyPI "
+        "torch wheel's LibTorch. !!!",
+        blas);
     return false;
   }
   logger->debug("BLAS: {}", blas);

@@ -63,8 +63,8 @@ struct TextConfig {
   void visit(V& v) {
     v.field("context_length", context_length, "Tokens per caption, start and end tokens included.",
             at_least(2));
-    v.field("vocab_size", vocab_size, "Token embedding rows; must equal the tokenizer's vocabulary.",
-            positive());
+    v.field("vocab_size", vocab_size,
+            "Token embedding rows; must equal the tokenizer's vocabulary.", positive());
     v.field("width", width, "Transformer width.", positive());
     v.field("layers", layers, "Number of residual attention blocks.", positive());
     v.field("heads", heads, "Attention heads per block; must divide width.", positive());
@@ -142,11 +142,10 @@ struct DataConfig {
     v.field("csv_separator", csv_separator, "Column separator of CSV/TSV sources.");
     v.field("csv_img_key", csv_img_key, "Column holding image paths (relative to the CSV file).");
     v.field("csv_caption_key", csv_caption_key, "Column holding captions.");
-    v.field("workers", workers, "Decoding threads; 0 decodes on the training thread.",
-            at_least(0));
+    v.field("workers", workers, "Decoding threads; 0 decodes on the training thread.", at_least(0));
     v.field("prefetch", prefetch, "Batches prepared ahead of the training step.", at_least(1));
-    v.field("shuffle_buffer", shuffle_buffer, "Samples in the shuffle buffer; 0 disables shuffling.",
-            at_least(0));
+    v.field("shuffle_buffer", shuffle_buffer,
+            "Samples in the shuffle buffer; 0 disables shuffling.", at_least(0));
     v.field("rrc_scale", rrc_scale, "Random resized crop area range [min, max].",
             between(0.0, 1.0));
     v.field("hflip", hflip, "Random horizontal flips during training.");
@@ -257,7 +256,8 @@ struct ZeroShotConfig {
   void visit(V& v) {
     v.field("source", source, "Labelled images (a source whose captions are class indices).");
     v.field("classnames", classnames, "Text file, one class name per line.");
-    v.field("templates", templates, "Text file, one prompt template per line with {} for the name.");
+    v.field("templates", templates,
+            "Text file, one prompt template per line with {} for the name.");
   }
 };
 

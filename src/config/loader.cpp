@@ -37,7 +37,9 @@ struct Entry {
 using FlatMap = std::map<std::string, Entry>;
 using WhereFn = std::function<std::string(const YAML::Mark&)>;
 
-[[noreturn]] void config_error(const std::string& message) { throw Error(ErrorKind::kConfig, message); }
+[[noreturn]] void config_error(const std::string& message) {
+  throw Error(ErrorKind::kConfig, message);
+}
 
 std::string join_path(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
@@ -47,8 +49,7 @@ bool valid_key_path(const std::string& path) {
   if (path.empty() || path.front() == '.' || path.back() == '.') {
     return false;
   }
-  return path.find("..") == std::string::npos &&
-         path.find_first_of(" \t\n=") == std::string::npos;
+  return path.find("..") == std::string::npos && path.find_first_of(" \t\n=") == std::string::npos;
 }
 
 void put(FlatMap& flat, const std::string& path, Entry entry) {
@@ -72,8 +73,8 @@ void flatten(const YAML::Node& map, const std::string& prefix, const WhereFn& wh
     const YAML::Node& key = item.first;
     const YAML::Node& value = item.second;
     if (!key.IsScalar() || !valid_key_path(key.Scalar())) {
-      config_error(fmt::format("{}: invalid key under '{}': keys are plain names", where(key.Mark()),
-                               prefix.empty() ? "(top level)" : prefix));
+      config_error(fmt::format("{}: invalid key under '{}': keys are plain names",
+                               where(key.Mark()), prefix.empty() ? "(top level)" : prefix));
     }
     const std::string path = join_path(prefix, key.Scalar());
     if (value.IsMap() && value.size() > 0) {
@@ -89,8 +90,8 @@ void flatten(const YAML::Node& map, const std::string& prefix, const WhereFn& wh
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    config_error(fmt::format("cannot read config file '{}': {}", path.string(),
-                             std::strerror(errno)));
+    config_error(
+        fmt::format("cannot read config file '{}': {}", path.string(), std::strerror(errno)));
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -106,7 +107,8 @@ YAML::Node parse_yaml(const std::string& text, const std::string& origin) {
   }
 }
 
-fs::path resolve_include(const std::string& name, const fs::path& base_dir, const std::string& where) {
+fs::path resolve_include(const std::string& name, const fs::path& base_dir,
+                         const std::string& where) {
   std::vector<fs::path> tried;
   fs::path requested(name);
   if (requested.is_absolute()) {
@@ -146,8 +148,8 @@ void load_file(const fs::path& path, std::vector<std::string>& stack, FlatMap& f
   }
   std::error_code exists_ec;
   if (!fs::is_regular_file(path, exists_ec)) {
-    config_error(fmt::format("config file '{}' does not exist or is not a regular file",
-                             path.string()));
+    config_error(
+        fmt::format("config file '{}' does not exist or is not a regular file", path.string()));
   }
   stack.push_back(key);
   load_source(read_text(path), path.string(), path.parent_path(), stack, flat);
@@ -178,8 +180,8 @@ void load_source(const std::string& text, const std::string& origin, const fs::p
       }
     }
     if (names.empty() && !includes.IsNull()) {
-      config_error(fmt::format("{}: include: expected a file name or a list of file names",
-                               include_where));
+      config_error(
+          fmt::format("{}: include: expected a file name or a list of file names", include_where));
     }
     for (const auto& n : names) {
       if (!n.IsScalar() || n.Scalar().empty()) {
@@ -213,7 +215,8 @@ void apply_override(const std::string& text, FlatMap& flat) {
   }
   YAML::Node value = parse_yaml(text.substr(eq + 1), where);
   if (value.IsMap() && value.size() > 0) {
-    flatten(value, key, [&where](const YAML::Mark&) { return where; }, flat);
+    flatten(
+        value, key, [&where](const YAML::Mark&) { return where; }, flat);
   } else {
     put(flat, key, Entry{value, where});
   }
@@ -409,8 +412,8 @@ class Lister {
 
   template <class T>
   void field(const char* name, T& value, const char* help, const Rule& rule = {}) {
-    keys_.push_back({join_path(prefix_, name), type_name(value), show(value), rule.describe(), help,
-                     false});
+    keys_.push_back(
+        {join_path(prefix_, name), type_name(value), show(value), rule.describe(), help, false});
   }
 
   template <class S>
@@ -556,16 +559,19 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
   }
   if (vision.image_size % vision.patch_size != 0) {
     add("model.vision.patch_size",
-        fmt::format("model.vision.image_size ({}) must be divisible by model.vision.patch_size ({})",
-                    vision.image_size, vision.patch_size));
+        fmt::format(
+            "model.vision.image_size ({}) must be divisible by model.vision.patch_size ({})",
+            vision.image_size, vision.patch_size));
   }
   if (c.model.init_logit_scale < 0.0 || c.model.init_logit_scale > c.optim.logit_scale_max) {
     add("model.init_logit_scale",
         fmt::format("model.init_logit_scale ({}) must lie in [0, optim.logit_scale_max ({})]",
-                    format_number(c.model.init_logit_scale), format_number(c.optim.logit_scale_max)));
+                    format_number(c.model.init_logit_scale),
+                    format_number(c.optim.logit_scale_max)));
   }
   if (c.loss.type == "siglip" && !c.model.logit_bias) {
-    add("loss.type", "loss.type 'siglip' needs model.logit_bias: true (the sigmoid loss learns a bias)");
+    add("loss.type",
+        "loss.type 'siglip' needs model.logit_bias: true (the sigmoid loss learns a bias)");
   }
   if (c.loss.type == "clip" && c.model.logit_bias) {
     add("model.logit_bias",
@@ -574,8 +580,9 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
   }
   const auto& train = c.train;
   if ((train.steps > 0) == (train.epochs > 0)) {
-    add("train.steps", fmt::format("set exactly one of train.steps ({}) and train.epochs ({}) above 0",
-                                   train.steps, train.epochs));
+    add("train.steps",
+        fmt::format("set exactly one of train.steps ({}) and train.epochs ({}) above 0",
+                    train.steps, train.epochs));
   }
   if (train.batch_size % train.accum_steps != 0) {
     add("train.accum_steps",
@@ -588,8 +595,9 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
                     c.schedule.warmup_steps, train.steps));
   }
   if (c.schedule.min_lr > c.optim.lr) {
-    add("schedule.min_lr", fmt::format("schedule.min_lr ({}) must not exceed optim.lr ({})",
-                                       format_number(c.schedule.min_lr), format_number(c.optim.lr)));
+    add("schedule.min_lr",
+        fmt::format("schedule.min_lr ({}) must not exceed optim.lr ({})",
+                    format_number(c.schedule.min_lr), format_number(c.optim.lr)));
   }
   const auto& data = c.data;
   if (data.rrc_scale.size() != 2 || data.rrc_scale[0] <= 0.0 ||
@@ -603,8 +611,8 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
   }
   if (data.stddev.size() != 3 ||
       std::any_of(data.stddev.begin(), data.stddev.end(), [](double s) { return s <= 0.0; })) {
-    add("data.std", fmt::format("data.std ({}) must have 3 positive values (R, G, B)",
-                                show(data.stddev)));
+    add("data.std",
+        fmt::format("data.std ({}) must have 3 positive values (R, G, B)", show(data.stddev)));
   }
   if (data.csv_separator.size() != 1) {
     add("data.csv_separator",
@@ -766,9 +774,10 @@ std::string reference_markdown() {
       "command line overrides both.\n";
   for (const auto& key : all_keys()) {
     if (key.is_section) {
-      md += fmt::format("\n## `{}`\n\n{}\n\n| key | type | default | allowed | description |\n"
-                        "| --- | --- | --- | --- | --- |\n",
-                        key.path, key.help);
+      md += fmt::format(
+          "\n## `{}`\n\n{}\n\n| key | type | default | allowed | description |\n"
+          "| --- | --- | --- | --- | --- |\n",
+          key.path, key.help);
       continue;
     }
     std::string help = key.help;

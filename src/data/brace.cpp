@@ -29,17 +29,17 @@ std::vector<std::string> alternatives(const std::string& body, const std::string
   if (dots != std::string::npos && body.find_first_of(",{") == std::string::npos) {
     const std::string lo_text = body.substr(0, dots);
     const std::string hi_text = body.substr(dots + 2);
-    DUET_CHECK(all_digits(lo_text) && all_digits(hi_text) && lo_text.size() < 18 &&
-                   hi_text.size() < 18,
-               "bad brace range '{{{}}}' in '{}': expected {{LO..HI}} with non-negative integers",
-               body, pattern);
+    DUET_CHECK(
+        all_digits(lo_text) && all_digits(hi_text) && lo_text.size() < 18 && hi_text.size() < 18,
+        "bad brace range '{{{}}}' in '{}': expected {{LO..HI}} with non-negative integers", body,
+        pattern);
     const long long lo = std::stoll(lo_text);
     const long long hi = std::stoll(hi_text);
     DUET_CHECK(lo <= hi, "bad brace range '{{{}}}' in '{}': {} > {}", body, pattern, lo, hi);
     DUET_CHECK(hi - lo < kMaxRange, "brace range '{{{}}}' in '{}' has more than {} values", body,
                pattern, kMaxRange);
-    const bool padded = (lo_text.size() > 1 && lo_text[0] == '0') ||
-                        (hi_text.size() > 1 && hi_text[0] == '0');
+    const bool padded =
+        (lo_text.size() > 1 && lo_text[0] == '0') || (hi_text.size() > 1 && hi_text[0] == '0');
     const size_t width = padded ? std::max(lo_text.size(), hi_text.size()) : 0;
     std::vector<std::string> out;
     out.reserve(static_cast<size_t>(hi - lo + 1));
@@ -66,8 +66,7 @@ std::vector<std::string> alternatives(const std::string& body, const std::string
     }
   }
   DUET_CHECK(out.size() > 1 || body.find('{') != std::string::npos,
-             "bad brace group '{{{}}}' in '{}': expected {{a,b,...}} or {{LO..HI}}", body,
-             pattern);
+             "bad brace group '{{{}}}' in '{}': expected {{a,b,...}} or {{LO..HI}}", body, pattern);
   return out;
 }
 

@@ -14,8 +14,8 @@ char separator_char(const std::string& separator) {
   if (separator == "\\t" || separator == "tab") {
     return '\t';
   }
-  DUET_CHECK(separator.size() == 1,
-             "data.csv_separator must be one character (or \\t), got '{}'", separator);
+  DUET_CHECK(separator.size() == 1, "data.csv_separator must be one character (or \\t), got '{}'",
+             separator);
   return separator[0];
 }
 
@@ -106,8 +106,8 @@ std::vector<CsvRow> read_csv_source(const std::string& path, const CsvOptions& o
     for (const auto& h : header) {
       found += (found.empty() ? "'" : ", '") + h + "'";
     }
-    fail("CSV source '{}' has no column '{}' (data.{}); its header has {} (separator {})",
-         path, name, key, found, sep == '\t' ? std::string("tab") : "'" + std::string(1, sep) + "'");
+    fail("CSV source '{}' has no column '{}' (data.{}); its header has {} (separator {})", path,
+         name, key, found, sep == '\t' ? std::string("tab") : "'" + std::string(1, sep) + "'");
   };
   const size_t img_col = column(options.img_key, "csv_img_key");
   const size_t cap_col = column(options.caption_key, "csv_caption_key");

@@ -28,8 +28,8 @@ constexpr int kClasses = 10;
 constexpr int kHeldoutShift = 3;
 
 struct IdxSplit {
-  IdxArray images;  // [N, 28, 28]
-  IdxArray labels;  // [N]
+  IdxArray images;                             // [N, 28, 28]
+  IdxArray labels;                             // [N]
   std::vector<std::vector<int64_t>> by_class;  // image indices of each class
 };
 
@@ -42,8 +42,10 @@ IdxSplit load_split(const std::string& dir, const std::string& prefix) {
         return path;
       }
     }
-    fail("Fashion-MNIST file '{}/{}[.gz]' not found (install Debian's dataset-fashion-mnist or "
-         "pass --idx-dir)", dir, stem);
+    fail(
+        "Fashion-MNIST file '{}/{}[.gz]' not found (install Debian's dataset-fashion-mnist or "
+        "pass --idx-dir)",
+        dir, stem);
   };
   s.images = read_idx(find(prefix + "-images-idx3-ubyte"));
   s.labels = read_idx(find(prefix + "-labels-idx1-ubyte"));
@@ -89,7 +91,8 @@ Made make_single(const SplitPlan& plan, int64_t i, uint64_t seed) {
   const auto& names = fashion_mnist_classes();
   const auto& templates = fashion_mnist_templates();
   Made m;
-  m.png = encode_png(s.images.data.data() + static_cast<size_t>(i) * kSide * kSide, kSide, kSide, 1);
+  m.png =
+      encode_png(s.images.data.data() + static_cast<size_t>(i) * kSide * kSide, kSide, kSide, 1);
   m.caption = fill_template(templates[rng.below(templates.size())], names[static_cast<size_t>(c)]);
   m.cls = c;
   return m;
@@ -151,9 +154,9 @@ void write_lines(const std::string& path, const std::vector<std::string>& lines)
 }  // namespace
 
 const std::vector<std::string>& fashion_mnist_classes() {
-  static const std::vector<std::string> kNames = {"t-shirt",  "trouser", "pullover", "dress",
-                                                  "coat",     "sandal",  "shirt",    "sneaker",
-                                                  "bag",      "ankle boot"};
+  static const std::vector<std::string> kNames = {"t-shirt", "trouser",   "pullover", "dress",
+                                                  "coat",    "sandal",    "shirt",    "sneaker",
+                                                  "bag",     "ankle boot"};
   return kNames;
 }
 
@@ -224,9 +227,10 @@ FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
     SplitSummary& s = summary.splits[plan.name];
     s.samples = plan.samples;
     s.shards = shards;
-    s.pattern = (out / plan.name).string() + "/" +
-                (shards == 1 ? shard_name(0) : "{" + shard_name(0) + ".." + shard_name(shards - 1) + "}") +
-                ".tar";
+    s.pattern =
+        (out / plan.name).string() + "/" +
+        (shards == 1 ? shard_name(0) : "{" + shard_name(0) + ".." + shard_name(shards - 1) + "}") +
+        ".tar";
   }
 
   std::atomic<size_t> next_job{0};
@@ -260,8 +264,9 @@ FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
       next_job = jobs.size();
     }
   };
-  const int threads = std::max(1, options.threads > 0 ? options.threads
-                                                      : static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads =
+      std::max(1, options.threads > 0 ? options.threads
+                                      : static_cast<int>(std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) {
     pool.emplace_back(work);
@@ -291,7 +296,8 @@ FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
     manifest["heldout_pairs"] = heldout;
   }
   for (const auto& [name, s] : summary.splits) {
-    manifest["splits"][name] = {{"pattern", s.pattern}, {"samples", s.samples}, {"shards", s.shards}};
+    manifest["splits"][name] = {
+        {"pattern", s.pattern}, {"samples", s.samples}, {"shards", s.shards}};
   }
   std::ofstream json_out(out / "dataset.json");
   json_out << manifest.dump(2) << "\n";

@@ -12,11 +12,11 @@
 //   OUT/dataset.json                        brace patterns and counts of every split
 // Layout "pairs" (two garments side by side on a 56x28 canvas):
 //   captions name both garments and their positions ("a bag to the left of a sneaker");
-//   KEY.cls = 10 * left + right, KEY.json names both garments. The ordered pairs (c, c+3 mod 10) never appear in train/
-//   or test/; heldout/ holds only them, so retrieval on heldout/ measures compositional
-//   generalisation (each held-out garment pair is seen in training in the other order, and
-//   every garment is seen on both sides). Splits: train 60,000, test 5,000, heldout 5,000,
-//   drawn from the matching IDX split.
+//   KEY.cls = 10 * left + right, KEY.json names both garments. The ordered pairs (c, c+3 mod 10)
+//   never appear in train/ or test/; heldout/ holds only them, so retrieval on heldout/ measures
+//   compositional generalisation (each held-out garment pair is seen in training in the other
+//   order, and every garment is seen on both sides). Splits: train 60,000, test 5,000, heldout
+//   5,000, drawn from the matching IDX split.
 // Output is a deterministic function of the IDX files and the seed; shards are written in
 // parallel, each atomically (tar_writer.h).
 #include <cstdint>
@@ -43,8 +43,8 @@ struct SplitSummary {
 
 struct FashionMnistSummary {
   std::map<std::string, SplitSummary> splits;  // "train", "test" (+ "heldout")
-  std::string classnames;                       // path of classnames.txt
-  std::string templates;                        // path of templates.txt
+  std::string classnames;                      // path of classnames.txt
+  std::string templates;                       // path of templates.txt
 };
 
 const std::vector<std::string>& fashion_mnist_classes();

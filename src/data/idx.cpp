@@ -39,8 +39,10 @@ IdxArray read_idx(const std::string& path) {
   unsigned char magic[4];
   read_exact(file.get(), magic, 4, path);
   DUET_CHECK(magic[0] == 0 && magic[1] == 0, "'{}' is not an IDX file (bad magic)", path);
-  DUET_CHECK(magic[2] == 0x08, "IDX file '{}' holds type 0x{:02x}; only unsigned bytes (0x08) "
-             "are supported", path, magic[2]);
+  DUET_CHECK(magic[2] == 0x08,
+             "IDX file '{}' holds type 0x{:02x}; only unsigned bytes (0x08) "
+             "are supported",
+             path, magic[2]);
   const int rank = magic[3];
   DUET_CHECK(rank >= 1 && rank <= 4, "IDX file '{}' has {} dimensions", path, rank);
   IdxArray out;
@@ -48,8 +50,8 @@ IdxArray read_idx(const std::string& path) {
   for (int d = 0; d < rank; ++d) {
     unsigned char b[4];
     read_exact(file.get(), b, 4, path);
-    const uint32_t dim = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) |
-                         uint32_t{b[3]};
+    const uint32_t dim =
+        (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | uint32_t{b[3]};
     DUET_CHECK(dim > 0 && dim < (1u << 28), "IDX file '{}' has a bad dimension {}", path, dim);
     out.shape.push_back(dim);
     total *= dim;

@@ -58,8 +58,8 @@ ImageHeader jpeg_header(const uint8_t* data, size_t size) {
   int subsampling = 0;
   int colorspace = 0;
   tjhandle tj = decompressor();
-  if (tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &header.width,
-                          &header.height, &subsampling, &colorspace) != 0) {
+  if (tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &header.width, &header.height,
+                          &subsampling, &colorspace) != 0) {
     fail_jpeg(std::string("corrupt JPEG header: ") + tjGetErrorStr2(tj));
   }
   if (header.width <= 0 || header.height <= 0) {
@@ -94,8 +94,8 @@ Image decode_jpeg(const uint8_t* data, size_t size, int min_width, int min_heigh
   image.height = TJSCALED(header.height, best);
   image.pixels.resize(static_cast<size_t>(image.width) * image.height * 3);
   tjhandle tj = decompressor();
-  if (tjDecompress2(tj, data, static_cast<unsigned long>(size), image.pixels.data(), image.width,
-                    0, image.height, TJPF_RGB, 0) != 0) {
+  if (tjDecompress2(tj, data, static_cast<unsigned long>(size), image.pixels.data(), image.width, 0,
+                    image.height, TJPF_RGB, 0) != 0) {
     const std::string message = tjGetErrorStr2(tj);
     if (tjGetErrorCode(tj) == TJERR_FATAL || message.find("Premature end") != std::string::npos) {
       fail_jpeg("corrupt or truncated JPEG: " + message);

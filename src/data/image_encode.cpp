@@ -39,8 +39,7 @@ std::string encode_png(const uint8_t* pixels, int width, int height, int channel
   return out;
 }
 
-std::string encode_jpeg(const uint8_t* pixels, int width, int height, int channels,
-                        int quality) {
+std::string encode_jpeg(const uint8_t* pixels, int width, int height, int channels, int quality) {
   DUET_CHECK(channels == 1 || channels == 3, "encode_jpeg: channels must be 1 or 3, got {}",
              channels);
   std::unique_ptr<void, TjDeleter> tj(tjInitCompress());

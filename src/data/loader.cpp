@@ -168,10 +168,10 @@ class Loader::Impl::EpochRun {
       end_seq = p->seq + 1;
       ++raw_per_source_[static_cast<size_t>(p->source)];
       if (!p->result.ok) {
-        impl_.skips.record(p->result.reason, p->result.sample.where.empty()
-                                                 ? std::string("sample")
-                                                 : p->result.sample.where,
-                           p->result.detail);
+        impl_.skips.record(
+            p->result.reason,
+            p->result.sample.where.empty() ? std::string("sample") : p->result.sample.where,
+            p->result.detail);
         check_not_all_bad();
         continue;
       }
@@ -466,10 +466,10 @@ Loader::Loader(const config::DataConfig& data, LoaderOptions options)
   DUET_CHECK(o.image_size > 0, "loader image size must be positive, got {}", o.image_size);
   DUET_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size,
              "bad rank {} for world size {}", o.rank, o.world_size);
-  DUET_CHECK(data.rrc_scale.size() == 2 && data.rrc_scale[0] <= data.rrc_scale[1] &&
-                 data.rrc_scale[0] > 0,
-             "data.rrc_scale must be [min, max] with 0 < min <= max <= 1, got {} values",
-             data.rrc_scale.size());
+  DUET_CHECK(
+      data.rrc_scale.size() == 2 && data.rrc_scale[0] <= data.rrc_scale[1] && data.rrc_scale[0] > 0,
+      "data.rrc_scale must be [min, max] with 0 < min <= max <= 1, got {} values",
+      data.rrc_scale.size());
   DUET_CHECK(data.mean.size() == 3 && data.stddev.size() == 3,
              "data.mean and data.std need 3 values (RGB), got {} and {}", data.mean.size(),
              data.stddev.size());
@@ -530,8 +530,8 @@ std::optional<Batch> Loader::next() {
   if (!item) {
     m.run.reset();
     DUET_CHECK(m.batches > 0 || m.next_seq > 0,
-               "epoch {} of data sources {} produced no batch of {} samples ({} skipped)",
-               m.epoch, m.source_list(), m.options.batch_size, m.skips.total());
+               "epoch {} of data sources {} produced no batch of {} samples ({} skipped)", m.epoch,
+               m.source_list(), m.options.batch_size, m.skips.total());
     ++m.epoch;
     m.batches = 0;
     m.next_seq = 0;
@@ -599,7 +599,8 @@ LoaderStats Loader::stats() const {
   s.samples = m.total_samples;
   s.batches = m.total_batches;
   if (m.started) {
-    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - *m.started).count();
+    s.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - *m.started).count();
   }
   s.samples_per_second = s.seconds > 0 ? s.samples / s.seconds : 0.0;
   s.skipped = m.skips.total();

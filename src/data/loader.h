@@ -54,9 +54,9 @@ enum class LoaderMode {
 struct LoaderOptions {
   std::vector<std::string> sources;  // CSV/TSV files, tar shards, brace patterns, directories
   LoaderMode mode = LoaderMode::kTrain;
-  int64_t batch_size = 256;     // per rank
-  int64_t image_size = 224;     // model.vision.image_size
-  int64_t context_length = 77;  // model.text.context_length
+  int64_t batch_size = 256;                          // per rank
+  int64_t image_size = 224;                          // model.vision.image_size
+  int64_t context_length = 77;                       // model.text.context_length
   std::shared_ptr<const text::Tokenizer> tokenizer;  // null: batches carry no tokens
   uint64_t seed = 0;
   int rank = 0;
@@ -71,7 +71,7 @@ struct LoaderOptions {
 struct LoaderStats {
   int64_t samples = 0;  // valid samples handed out in batches
   int64_t batches = 0;
-  double seconds = 0;   // since the first next()
+  double seconds = 0;  // since the first next()
   double samples_per_second = 0;
   int64_t skipped = 0;
   std::map<std::string, int64_t> skipped_by_reason;  // "corrupt_image" -> 3, ...

@@ -29,8 +29,8 @@ struct RawSample {
   std::string image;       // encoded bytes (WebDataset), or empty when image_path is set
   std::string image_path;  // file to read (CSV sources)
   std::optional<std::string> caption;
-  std::optional<int64_t> label;  // KEY.cls
-  std::string json;              // KEY.json verbatim, empty when absent
+  std::optional<int64_t> label;       // KEY.cls
+  std::string json;                   // KEY.json verbatim, empty when absent
   std::optional<SkipReason> problem;  // already known to be unusable while reading
   std::string problem_detail;
 };

@@ -19,16 +19,16 @@ namespace duet::data {
 
 struct ProcessOptions {
   int image_size = 224;
-  bool train = false;                     // random resized crop (+ flip) instead of centre crop
-  double scale_min = 0.9;                 // random resized crop area range
+  bool train = false;      // random resized crop (+ flip) instead of centre crop
+  double scale_min = 0.9;  // random resized crop area range
   double scale_max = 1.0;
   double ratio_min = 3.0 / 4.0;
   double ratio_max = 4.0 / 3.0;
   bool hflip = false;
   Normalization norm;
-  bool jpeg_dct_scaling = false;          // decode large JPEGs at a reduced scale when the crop allows
-  bool need_caption = true;               // skip samples without a non-empty caption
-  bool need_label = false;                // skip samples without a class index
+  bool jpeg_dct_scaling = false;  // decode large JPEGs at a reduced scale when the crop allows
+  bool need_caption = true;       // skip samples without a non-empty caption
+  bool need_label = false;        // skip samples without a class index
   std::shared_ptr<const text::Tokenizer> tokenizer;  // null: no tokens
   int64_t context_length = 77;
 };
@@ -44,8 +44,8 @@ struct ProcessedSample {
 struct ProcessResult {
   bool ok = false;
   SkipReason reason = SkipReason::kCorruptImage;  // when !ok
-  std::string detail;                              // when !ok
-  ProcessedSample sample;                          // when ok
+  std::string detail;                             // when !ok
+  ProcessedSample sample;                         // when ok
 };
 
 ProcessResult process_sample(RawSample raw, const ProcessOptions& options, uint64_t sample_seed);

@@ -55,7 +55,8 @@ SampleStream::SampleStream(std::shared_ptr<const SourceSet> sources, const Strea
                      kBufferTag})) {
   const std::vector<size_t> order = epoch_shard_order(sources_->shards.size(), plan_);
   for (size_t i = 0; i < order.size(); ++i) {
-    if (!plan_.by_shard || static_cast<int>(i % static_cast<size_t>(plan_.world_size)) == plan_.rank) {
+    if (!plan_.by_shard ||
+        static_cast<int>(i % static_cast<size_t>(plan_.world_size)) == plan_.rank) {
       shards_.push_back(order[i]);
     }
   }
@@ -118,8 +119,8 @@ bool SampleStream::read_unshuffled(RawSample& out) {
 }
 
 std::optional<RawSample> SampleStream::next() {
-  const size_t capacity = static_cast<size_t>(std::max<int64_t>(
-      plan_.shuffle ? plan_.shuffle_buffer : 1, 1));
+  const size_t capacity =
+      static_cast<size_t>(std::max<int64_t>(plan_.shuffle ? plan_.shuffle_buffer : 1, 1));
   while (!exhausted_ && buffer_.size() < capacity) {
     RawSample sample;
     if (!read_unshuffled(sample)) {

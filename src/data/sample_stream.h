@@ -55,7 +55,7 @@ class SampleStream {
   std::optional<RawSample> next();
 
  private:
-  bool read_unshuffled(RawSample& out);  // this rank's samples in shard order
+  bool read_unshuffled(RawSample& out);   // this rank's samples in shard order
   bool read_from_shards(RawSample& out);  // every sample of the ordered shards
 
   std::shared_ptr<const SourceSet> sources_;
@@ -63,9 +63,9 @@ class SampleStream {
   std::vector<size_t> shards_;  // the shards this stream reads, in order
   size_t shard_pos_ = 0;
   std::unique_ptr<TarShardReader> tar_;
-  int64_t csv_row_ = -1;        // next row of the current CSV shard, -1 before opening it
-  int64_t epoch_index_ = 0;     // samples read so far in this pass (for by-sample partition)
-  int64_t pass_samples_ = 0;    // samples this rank got in the current pass
+  int64_t csv_row_ = -1;      // next row of the current CSV shard, -1 before opening it
+  int64_t epoch_index_ = 0;   // samples read so far in this pass (for by-sample partition)
+  int64_t pass_samples_ = 0;  // samples this rank got in the current pass
   std::vector<RawSample> buffer_;
   bool exhausted_ = false;
   Rng rng_;

@@ -30,9 +30,9 @@ const char* skip_reason_name(SkipReason reason) {
 void SkipStats::record(SkipReason reason, const std::string& where, const std::string& detail) {
   const int64_t n = ++counts_[static_cast<size_t>(reason)];
   if (n <= kDetailedWarnings) {
-    log::get("data")->warn("skipping {} ({}): {}{}", where, skip_reason_name(reason), detail,
-                           n == kDetailedWarnings ? " (further skips of this kind are counted)"
-                                                  : "");
+    log::get("data")->warn(
+        "skipping {} ({}): {}{}", where, skip_reason_name(reason), detail,
+        n == kDetailedWarnings ? " (further skips of this kind are counted)" : "");
     return;
   }
   int64_t m = n;

@@ -14,7 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool is_csv(const std::string& path) { return ends_with(path, ".csv") || ends_with(path, ".tsv"); }
@@ -62,8 +63,10 @@ SourceSet resolve_sources(const std::vector<std::string>& sources, const CsvOpti
       } else if (is_tar(path)) {
         set.shards.push_back({index, path, nullptr, 0, 0});
       } else {
-        fail("data source '{}': cannot tell the kind of '{}' (expected .csv, .tsv, .tar, "
-             ".tar.gz or a directory of shards)", source, path);
+        fail(
+            "data source '{}': cannot tell the kind of '{}' (expected .csv, .tsv, .tar, "
+            ".tar.gz or a directory of shards)",
+            source, path);
       }
     }
   }

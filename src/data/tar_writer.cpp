@@ -32,7 +32,7 @@ TarWriter::~TarWriter() {
 void TarWriter::add(const std::string& name, const std::string& data) {
   DUET_CHECK(archive_ != nullptr, "tar shard '{}' is already closed", path_);
   std::unique_ptr<archive_entry, void (*)(archive_entry*)> entry(archive_entry_new(),
-                                                                  archive_entry_free);
+                                                                 archive_entry_free);
   archive_entry_set_pathname(entry.get(), name.c_str());
   archive_entry_set_filetype(entry.get(), AE_IFREG);
   archive_entry_set_perm(entry.get(), 0644);
@@ -43,8 +43,7 @@ void TarWriter::add(const std::string& name, const std::string& data) {
   if (!data.empty()) {
     DUET_CHECK(archive_write_data(archive_, data.data(), data.size()) ==
                    static_cast<la_ssize_t>(data.size()),
-               "writing member '{}' of '{}': {}", name, tmp_path_,
-               archive_error_string(archive_));
+               "writing member '{}' of '{}': {}", name, tmp_path_, archive_error_string(archive_));
   }
 }
 

@@ -31,10 +31,10 @@ double bicubic(double x) {
 // Per output position: the first input index and the normalised weights (PIL's
 // precompute_coeffs, same rounding).
 struct Coefficients {
-  int taps = 0;                 // stride of `weights`
-  std::vector<int> first;       // [out]
-  std::vector<int> count;       // [out]
-  std::vector<float> weights;   // [out, taps]
+  int taps = 0;                // stride of `weights`
+  std::vector<int> first;      // [out]
+  std::vector<int> count;      // [out]
+  std::vector<float> weights;  // [out, taps]
 };
 
 Coefficients coefficients(int in_size, double in0, double in1, int out_size) {

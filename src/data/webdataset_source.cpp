@@ -27,9 +27,7 @@ archive* open_archive(const std::string& path, std::string& error) {
   return a;
 }
 
-bool is_image_ext(const std::string& ext) {
-  return ext == "jpg" || ext == "jpeg" || ext == "png";
-}
+bool is_image_ext(const std::string& ext) { return ext == "jpg" || ext == "jpeg" || ext == "png"; }
 
 std::string trim(const std::string& s) {
   size_t b = 0;
@@ -110,8 +108,8 @@ bool TarShardReader::read_member(Member& out) {
     out.data.resize(static_cast<size_t>(size));
     int64_t got = 0;
     while (got < size) {
-      const la_ssize_t n = archive_read_data(archive_, out.data.data() + got,
-                                             static_cast<size_t>(size - got));
+      const la_ssize_t n =
+          archive_read_data(archive_, out.data.data() + got, static_cast<size_t>(size - got));
       if (n <= 0) {
         error_ = std::string("truncated tar member '") + name + "'" +
                  (n < 0 ? std::string(": ") + archive_error_string(archive_) : "");

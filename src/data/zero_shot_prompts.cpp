@@ -74,8 +74,8 @@ ZeroShotPrompts read_zero_shot_prompts(const std::string& classnames_path,
   }
   for (auto& line : read_entries(templates_path, "templates")) {
     DUET_CHECK(line.text.find("{}") != std::string::npos,
-               "{}:{}: template '{}' has no '{{}}' for the class name", templates_path,
-               line.number, line.text);
+               "{}:{}: template '{}' has no '{{}}' for the class name", templates_path, line.number,
+               line.text);
     p.templates.push_back(std::move(line.text));
   }
   return p;

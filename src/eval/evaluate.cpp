@@ -19,7 +19,8 @@ namespace {
 // Restores the model's training mode on scope exit.
 class EvalMode {
  public:
-  explicit EvalMode(models::ClipModelImpl& model) : model_(model), was_training_(model.is_training()) {
+  explicit EvalMode(models::ClipModelImpl& model)
+      : model_(model), was_training_(model.is_training()) {
     model_.train(false);
   }
   ~EvalMode() { model_.train(was_training_); }
@@ -50,7 +51,8 @@ torch::Tensor encode_texts(models::ClipModelImpl& model, const text::Tokenizer& 
   std::vector<torch::Tensor> parts;
   for (int64_t start = 0; start < tokens.size(0); start += batch_size) {
     const int64_t end = std::min(tokens.size(0), start + batch_size);
-    parts.push_back(model.encode_text(tokens.slice(0, start, end).to(device)).to(torch::kFloat32).cpu());
+    parts.push_back(
+        model.encode_text(tokens.slice(0, start, end).to(device)).to(torch::kFloat32).cpu());
   }
   return torch::cat(parts);
 }
@@ -102,7 +104,8 @@ ZeroShotResult zero_shot(models::ClipModelImpl& model, const text::Tokenizer& to
       fail("eval.zero_shot: labels of '{}' fall outside the {} classes of '{}'", zs.source,
            num_classes, zs.classnames);
     }
-    const torch::Tensor images = model.encode_image(batch->images.to(device)).to(torch::kFloat32).cpu();
+    const torch::Tensor images =
+        model.encode_image(batch->images.to(device)).to(torch::kFloat32).cpu();
     const torch::Tensor top = std::get<1>(images.matmul(classes.t()).topk(k, 1));  // [B, k]
     const torch::Tensor hits = top.eq(labels.unsqueeze(1));
     correct1 += hits.select(1, 0).sum().item<int64_t>();
@@ -140,9 +143,8 @@ RetrievalResult retrieval(models::ClipModelImpl& model, const text::Tokenizer& t
     }
   }
   DUET_CHECK(!image_parts.empty(), "eval.retrieval: the sources yield no sample");
-  const torch::Tensor texts = encode_texts(model, tokenizer, distinct,
-                                           config.model.text.context_length,
-                                           config.eval.batch_size, device);
+  const torch::Tensor texts = encode_texts(
+      model, tokenizer, distinct, config.model.text.context_length, config.eval.batch_size, device);
   return rank_retrieval(torch::cat(image_parts), torch::tensor(caption_ids, torch::kInt64), texts);
 }
 
@@ -175,9 +177,9 @@ RetrievalResult rank_retrieval(const torch::Tensor& images, const torch::Tensor&
   auto best_own = torch::full({u}, -std::numeric_limits<float>::infinity(), torch::kFloat32);
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t end = std::min(n, start + kChunk);
-    const torch::Tensor ids = caption_ids.slice(0, start, end);           // [c]
+    const torch::Tensor ids = caption_ids.slice(0, start, end);                // [c]
     const torch::Tensor sims = images.slice(0, start, end).matmul(texts.t());  // [c, U]
-    const torch::Tensor own = sims.gather(1, ids.unsqueeze(1));            // [c, 1]
+    const torch::Tensor own = sims.gather(1, ids.unsqueeze(1));                // [c, 1]
     image_ranks.slice(0, start, end).copy_((sims > own).sum(1).to(torch::kFloat64) + 1.0);
     best_own.scatter_reduce_(0, ids, own.squeeze(1), "amax");
   }

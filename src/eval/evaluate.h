@@ -14,8 +14,8 @@
 #include <cstdint>
 #include <optional>
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "config/config.h"
 

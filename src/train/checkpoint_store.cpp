@@ -89,7 +89,8 @@ CheckpointStore::CheckpointStore(std::string dir, int64_t keep_last)
 std::string CheckpointStore::save(int64_t step, const nlohmann::json& meta,
                                   const std::function<void(const std::string&)>& write_payload) {
   const fs::path final_path = fs::path(dir_) / step_name(step);
-  const fs::path tmp_path = fs::path(dir_) / (step_name(step) + ".tmp" + std::to_string(::getpid()));
+  const fs::path tmp_path =
+      fs::path(dir_) / (step_name(step) + ".tmp" + std::to_string(::getpid()));
   std::error_code ec;
   fs::remove_all(tmp_path, ec);
   fs::create_directories(tmp_path, ec);
@@ -165,8 +166,8 @@ void CheckpointStore::prune() const {
     std::error_code ec;
     fs::remove_all(paths[static_cast<size_t>(i)], ec);
     if (ec) {
-      log::get("checkpoint")->warn("could not delete old checkpoint '{}': {}", paths[i],
-                                   ec.message());
+      log::get("checkpoint")
+          ->warn("could not delete old checkpoint '{}': {}", paths[i], ec.message());
     }
   }
 }

@@ -20,9 +20,9 @@
 namespace duet::train {
 
 struct CheckpointInfo {
-  std::string path;      // the checkpoint directory
+  std::string path;  // the checkpoint directory
   int64_t step = 0;
-  nlohmann::json meta;   // what the trainer stored with it (loader position, config, ...)
+  nlohmann::json meta;  // what the trainer stored with it (loader position, config, ...)
 };
 
 class CheckpointStore {

@@ -21,11 +21,10 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const torch::nn::Module& model,
     (exempt_from_weight_decay(item.key(), item.value()) ? no_decay : decay).push_back(item.value());
   }
   auto options = [&optim](double weight_decay) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(optim.lr)
-            .betas({optim.beta1, optim.beta2})
-            .eps(optim.eps)
-            .weight_decay(weight_decay));
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(optim.lr)
+                                                            .betas({optim.beta1, optim.beta2})
+                                                            .eps(optim.eps)
+                                                            .weight_decay(weight_decay));
   };
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, options(optim.weight_decay));

@@ -102,9 +102,10 @@ std::optional<CheckpointInfo> find_resume_point(const config::CheckpointConfig& 
   if (checkpoint.resume == "latest") {
     auto found = store.latest_good();
     if (!found) {
-      log::get("train")->info("checkpoint.resume is 'latest' but '{}' has no good checkpoint yet: "
-                              "starting fresh",
-                              store.dir());
+      log::get("train")->info(
+          "checkpoint.resume is 'latest' but '{}' has no good checkpoint yet: "
+          "starting fresh",
+          store.dir());
     }
     return found;
   }
@@ -192,11 +193,9 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
          DUET_TORCH_VERSION);
   }
   // The towers run under bf16 autocast when asked; losses and optimiser stay in float32.
-  auto autocast = [&]() {
-    return AutocastScope(device.type(), bf16, at::kBFloat16);
-  };
-  const std::string run_name = train_cfg.run_name.empty() ? options.default_run_name
-                                                          : train_cfg.run_name;
+  auto autocast = [&]() { return AutocastScope(device.type(), bf16, at::kBFloat16); };
+  const std::string run_name =
+      train_cfg.run_name.empty() ? options.default_run_name : train_cfg.run_name;
   const std::string run_dir = (fs::path(train_cfg.output_dir) / run_name).string();
   fs::create_directories(run_dir);
   CheckpointStore store((fs::path(run_dir) / "checkpoints").string(), config.checkpoint.keep_last);
@@ -262,8 +261,8 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   // ---- the loop ----
   TrainResult result;
   result.run_dir = run_dir;
-  const int64_t stop_at = options.stop_after > 0 ? std::min(steps, step + options.stop_after)
-                                                  : steps;
+  const int64_t stop_at =
+      options.stop_after > 0 ? std::min(steps, step + options.stop_after) : steps;
   int64_t consecutive_bad = 0;
   double window_loss = 0.0;
   int64_t window_steps = 0;
@@ -318,10 +317,10 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
       if (model->logit_bias.defined()) {
         bias = k == 0 ? model->logit_bias : model->logit_bias.detach();
       }
-      const torch::Tensor loss = losses::contrastive_loss(
-          losses::ContrastiveBatch::single_process(image.to(torch::kFloat32),
-                                                   text.to(torch::kFloat32)),
-          scale, bias, config.loss);
+      const torch::Tensor loss =
+          losses::contrastive_loss(losses::ContrastiveBatch::single_process(
+                                       image.to(torch::kFloat32), text.to(torch::kFloat32)),
+                                   scale, bias, config.loss);
       loss.backward();
       loss_value = loss.item<double>();
     }
@@ -335,12 +334,14 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
       ++result.skipped_steps;
       ++consecutive_bad;
       optimizer->zero_grad();
-      logger->warn("step {}: non-finite loss ({}) or gradient norm ({}): step skipped ({} in a row)",
-                   step + 1, loss_value, grad_norm, consecutive_bad);
+      logger->warn(
+          "step {}: non-finite loss ({}) or gradient norm ({}): step skipped ({} in a row)",
+          step + 1, loss_value, grad_norm, consecutive_bad);
       if (consecutive_bad >= train_cfg.nan_patience) {
-        fail("training diverged: {} consecutive steps with a non-finite loss or gradient (limit "
-             "train.nan_patience = {}); lower optim.lr or enable optim.grad_clip_norm",
-             consecutive_bad, train_cfg.nan_patience);
+        fail(
+            "training diverged: {} consecutive steps with a non-finite loss or gradient (limit "
+            "train.nan_patience = {}); lower optim.lr or enable optim.grad_clip_norm",
+            consecutive_bad, train_cfg.nan_patience);
       }
       continue;
     }

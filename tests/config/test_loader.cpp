@@ -105,9 +105,8 @@ TEST_CASE("the tab separator survives the YAML round trip") {
 }
 
 TEST_CASE("every problem is reported at once") {
-  const std::string message = config_error_of([] {
-    load_string("model:\n  embed_dim: 0\ntrain:\n  seed: x\nbogus: 1\n", "many.yaml");
-  });
+  const std::string message = config_error_of(
+      [] { load_string("model:\n  embed_dim: 0\ntrain:\n  seed: x\nbogus: 1\n", "many.yaml"); });
   CHECK_THAT(message, Catch::Contains("many.yaml:2: model.embed_dim: must be > 0, got 0"));
   CHECK_THAT(message, Catch::Contains("many.yaml:4: train.seed: expected an integer, got 'x'"));
   CHECK_THAT(message, Catch::Contains("many.yaml:5: unknown key 'bogus'"));

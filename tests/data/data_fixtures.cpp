@@ -15,8 +15,8 @@ namespace duet::data::testing {
 
 TempDir::TempDir(const std::string& name) {
   std::random_device rd;
-  path_ = std::filesystem::temp_directory_path() /
-          fmt::format("duet_{}_{}_{}", name, ::getpid(), rd());
+  path_ =
+      std::filesystem::temp_directory_path() / fmt::format("duet_{}_{}_{}", name, ::getpid(), rd());
   std::filesystem::create_directories(path_);
 }
 

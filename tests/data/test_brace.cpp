@@ -24,8 +24,8 @@ TEST_CASE("brace: plain ranges, lists, products and literals") {
 }
 
 TEST_CASE("brace: malformed patterns are errors naming the pattern") {
-  for (const char* bad : {"s/{0..3.tar", "s/0..3}.tar", "s/{3..1}.tar", "s/{a..c}.tar",
-                          "s/{}.tar", "s/{0..99999999999}.tar", "s/{single}.tar"}) {
+  for (const char* bad : {"s/{0..3.tar", "s/0..3}.tar", "s/{3..1}.tar", "s/{a..c}.tar", "s/{}.tar",
+                          "s/{0..99999999999}.tar", "s/{single}.tar"}) {
     INFO(bad);
     try {
       expand_braces(bad);

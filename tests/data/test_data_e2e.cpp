@@ -3,8 +3,8 @@
 // LibTorch before Catch2: c10 defines a CHECK macro that Catch2's must replace.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -67,9 +67,8 @@ TEST_CASE("e2e: duet data fashion-mnist output reads back as 60,000 + 10,000 sam
   CHECK(count(out + "/train/{000000..000011}.tar", false) == 60000);
   CHECK(count(out + "/test/{000000..000001}.tar", true) == 10000);
 
-  const auto j = nlohmann::json::parse(
-      run(fmt::format("'{}' --log-level warn data inspect --json --image-size 28 '{}/test'",
-                      DUET_BINARY, out)));
+  const auto j = nlohmann::json::parse(run(fmt::format(
+      "'{}' --log-level warn data inspect --json --image-size 28 '{}/test'", DUET_BINARY, out)));
   CHECK(j["samples"] == 10000);
   CHECK(j["skipped"] == 0);
   CHECK(j["classes"].size() == 10);

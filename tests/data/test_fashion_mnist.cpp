@@ -3,9 +3,9 @@
 // LibTorch before Catch2: c10 defines a CHECK macro that Catch2's must replace.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <zlib.h>
+#include <catch2/catch.hpp>
 
 #include <fstream>
 #include <iterator>

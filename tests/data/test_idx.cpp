@@ -1,6 +1,6 @@
 // IDX reading (plain and gzip) and its errors.
-#include <catch2/catch.hpp>
 #include <zlib.h>
+#include <catch2/catch.hpp>
 
 #include "common/error.h"
 #include "data/idx.h"

@@ -1,6 +1,6 @@
 // JPEG/PNG decoding: round trips, grey and palette conversion, DCT scaling, corrupt input.
-#include <catch2/catch.hpp>
 #include <png.h>
+#include <catch2/catch.hpp>
 
 #include <cstring>
 
@@ -101,7 +101,8 @@ TEST_CASE("decode: JPEG round trip is close, grey JPEG becomes RGB") {
 
 TEST_CASE("decode: headers without decoding") {
   const auto bytes = pattern_jpeg(50, 20, 0);
-  const ImageHeader h = read_image_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  const ImageHeader h =
+      read_image_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   CHECK(h.format == ImageFormat::kJpeg);
   CHECK(h.width == 50);
   CHECK(h.height == 20);

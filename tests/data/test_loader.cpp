@@ -4,8 +4,8 @@
 // LibTorch before Catch2: c10 defines a CHECK macro that Catch2's must replace.
 #include <torch/torch.h>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <set>
@@ -159,7 +159,6 @@ TEST_CASE("loader: training shuffles per epoch, drops the last partial batch, is
   other.seed = 4;
   Loader c(data_config(0), other);
   CHECK(keys(epoch(c)) != k0);
-
 }
 
 TEST_CASE("loader: a restored position continues with the same next batch") {
@@ -303,16 +302,19 @@ TEST_CASE("loader: a source without any valid sample is an error naming it") {
   for (int workers : {0, 2}) {
     INFO("workers " << workers);
     Loader only_bad(data_config(workers), options({d.dir.file("bad.tar")}, LoaderMode::kEval, 2));
-    CHECK_THROWS_WITH(only_bad.next(), Catch::Contains("bad.tar") && Catch::Contains("no valid sample"));
+    CHECK_THROWS_WITH(only_bad.next(),
+                      Catch::Contains("bad.tar") && Catch::Contains("no valid sample"));
     auto mixed = d.sources;
     mixed.push_back(d.dir.file("bad.tar"));
     Loader l(data_config(workers), options(mixed, LoaderMode::kEval, 64));
     CHECK_THROWS_WITH(epoch(l), Catch::Contains("bad.tar"));
   }
-  CHECK_THROWS_WITH(Loader(data_config(0), options({d.dir.file("nope/{0..1}.tar")}, LoaderMode::kEval, 2)),
-                    Catch::Contains("nope/0.tar"));
-  CHECK_THROWS_WITH(Loader(data_config(0), options({d.dir.file("{0..1.tar")}, LoaderMode::kEval, 2)),
-                    Catch::Contains("unbalanced"));
+  CHECK_THROWS_WITH(
+      Loader(data_config(0), options({d.dir.file("nope/{0..1}.tar")}, LoaderMode::kEval, 2)),
+      Catch::Contains("nope/0.tar"));
+  CHECK_THROWS_WITH(
+      Loader(data_config(0), options({d.dir.file("{0..1.tar")}, LoaderMode::kEval, 2)),
+      Catch::Contains("unbalanced"));
   // Fewer valid samples than one training batch: the epoch cannot make a batch.
   Loader tiny(data_config(0), options(d.sources, LoaderMode::kTrain, 64));
   CHECK_THROWS_WITH(tiny.next(), Catch::Contains("produced no batch"));

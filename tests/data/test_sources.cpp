@@ -47,8 +47,7 @@ TEST_CASE("csv: tab-separated with OpenCLIP's default columns, paths relative to
 
 TEST_CASE("csv: comma-separated with quotes and custom column names") {
   TempDir dir("csv2");
-  write_file(dir.file("b.csv"),
-             "caption,image\n\"a \"\"big\"\", red\nbus\",x.jpg\nplain,y.jpg\n");
+  write_file(dir.file("b.csv"), "caption,image\n\"a \"\"big\"\", red\nbus\",x.jpg\nplain,y.jpg\n");
   CsvOptions o;
   o.separator = ",";
   o.img_key = "image";
@@ -73,8 +72,10 @@ TEST_CASE("csv: missing columns and files are errors naming them") {
 }
 
 TEST_CASE("webdataset: member names split into key and extension") {
-  CHECK(split_member_name("dir/a.b.JPG") == std::make_pair(std::string("dir/a"), std::string("b.jpg")));
-  CHECK(split_member_name("x.y/000.txt") == std::make_pair(std::string("x.y/000"), std::string("txt")));
+  CHECK(split_member_name("dir/a.b.JPG") ==
+        std::make_pair(std::string("dir/a"), std::string("b.jpg")));
+  CHECK(split_member_name("x.y/000.txt") ==
+        std::make_pair(std::string("x.y/000"), std::string("txt")));
   CHECK(split_member_name("noext") == std::make_pair(std::string("noext"), std::string("")));
 }
 
@@ -156,8 +157,8 @@ TEST_CASE("sources: patterns, directories and CSVs resolve to shards; bad ones a
     csv += "x.png\tcap\n";
   }
   write_file(dir.file("d.tsv"), csv);
-  const SourceSet set =
-      resolve_sources({dir.file("s{0..2}.tar"), dir.file("d.tsv"), dir.path().string()}, CsvOptions{});
+  const SourceSet set = resolve_sources(
+      {dir.file("s{0..2}.tar"), dir.file("d.tsv"), dir.path().string()}, CsvOptions{});
   REQUIRE(set.names.size() == 3);
   REQUIRE(set.shards.size() == 3 + 3 + 3);  // 3 tars, 2500 rows in 3 CSV shards, 3 tars again
   CHECK(set.shards[3].is_csv());

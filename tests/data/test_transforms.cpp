@@ -64,7 +64,8 @@ std::vector<double> reference(const Image& img, const CropBox& box, int size, bo
         }
         s = std::min(std::max(s, 0.0), 255.0);
         const int x_out = flip ? size - 1 - ox : ox;
-        out[(static_cast<size_t>(c) * size + oy) * size + x_out] = (s / 255.0 - n.mean[c]) / n.std[c];
+        out[(static_cast<size_t>(c) * size + oy) * size + x_out] =
+            (s / 255.0 - n.mean[c]) / n.std[c];
       }
     }
   }
@@ -160,8 +161,8 @@ TEST_CASE("transforms: random resized crop boxes fit and follow scale and ratio"
     const double in_ratio = static_cast<double>(w) / h;
     const int fw = in_ratio > 4.0 / 3.0 ? static_cast<int>(std::nearbyint(h * 4.0 / 3.0)) : w;
     const int fh = in_ratio < 0.75 ? static_cast<int>(std::nearbyint(w / 0.75)) : h;
-    const bool fallback = b.width() == fw && b.height() == fh && b.x0 == (w - fw) / 2 &&
-                          b.y0 == (h - fh) / 2;
+    const bool fallback =
+        b.width() == fw && b.height() == fh && b.x0 == (w - fw) / 2 && b.y0 == (h - fh) / 2;
     if (!fallback) {
       CHECK(area >= 0.3 - 0.05);
       CHECK(ratio >= 0.75 * 0.9);

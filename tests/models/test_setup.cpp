@@ -2,8 +2,8 @@
 // nothing from threads, while OpenMP workers that spin-wait on a loaded 2-core box (ctest -j2,
 // builds) make each small op ~50x slower: 0.06 s vs 1.6-6 s for a whole-model test here.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
+#include <catch2/catch.hpp>
 
 namespace {
 

@@ -54,7 +54,8 @@ Fixture& fixture() {
 
 duet::config::Config small_run(const std::string& output_dir, const std::string& run_name,
                                const std::vector<std::string>& extra = {}) {
-  const std::string yaml = fmt::format(R"(
+  const std::string yaml =
+      fmt::format(R"(
 model:
   embed_dim: 32
   vision: {{image_size: 28, patch_size: 7, width: 32, layers: 1, heads: 2, patch_dropout: 0.25}}
@@ -68,8 +69,7 @@ train: {{steps: 6, batch_size: 32, accum_steps: 2, threads: 1, device: cpu, outp
 logging: {{every_steps: 1, tensorboard: false}}
 checkpoint: {{keep_last: 5}}
 )",
-                                       fixture().tokenizer, fixture().train_pattern, output_dir,
-                                       run_name);
+                  fixture().tokenizer, fixture().train_pattern, output_dir, run_name);
   return duet::config::load_string(yaml, "small_run.yaml", extra);
 }
 
@@ -96,8 +96,8 @@ TEST_CASE("an interrupted and resumed run gives the same losses step for step") 
   interrupt.stop_after = 3;
   const auto first = duet::train::train(small_run(out.path().string(), "parts"), interrupt);
   CHECK(first.steps == 3);
-  const auto second = duet::train::train(
-      small_run(out.path().string(), "parts", {"checkpoint.resume=latest"}), {});
+  const auto second =
+      duet::train::train(small_run(out.path().string(), "parts", {"checkpoint.resume=latest"}), {});
   CHECK(second.steps == 6);
 
   const auto expected = logged_losses(whole.run_dir);
@@ -145,8 +145,8 @@ TEST_CASE("weight decay skips gains, biases, embeddings and the logit scale") {
   const torch::Tensor matrix = torch::zeros({4, 4});
   const torch::Tensor vector = torch::zeros({4});
   CHECK_FALSE(duet::train::exempt_from_weight_decay("visual.conv1.weight", matrix));
-  CHECK_FALSE(duet::train::exempt_from_weight_decay("transformer.resblocks.0.attn.in_proj_weight",
-                                                    matrix));
+  CHECK_FALSE(
+      duet::train::exempt_from_weight_decay("transformer.resblocks.0.attn.in_proj_weight", matrix));
   CHECK(duet::train::exempt_from_weight_decay("positional_embedding", matrix));
   CHECK(duet::train::exempt_from_weight_decay("token_embedding.weight", matrix));
   CHECK(duet::train::exempt_from_weight_decay("ln_final.weight", vector));
