@@ -39,6 +39,7 @@ DEBIAN_PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev catch2
   libsentencepiece-dev sentencepiece libprotobuf-dev libutf8proc-dev
   libjpeg-dev libturbojpeg0-dev libpng-dev libarchive-dev zlib1g-dev
+  libgloo-dev ccache   # Gloo headers for the CPU communicator; ccache speeds up rebuilds
   libopenblas-dev   # without it LibTorch builds that use the system BLAS get the reference one
   dataset-fashion-mnist
 )
