@@ -57,6 +57,11 @@ void add_train_command(CLI::App& root, Registry& registry) {
     options.default_run_name = std::filesystem::path(args->file).stem().string();
     options.stop_after = args->stop_after;
     const train::TrainResult result = train::train(config, options);
+    if (result.already_complete) {
+      std::cout << fmt::format("run: {}\nsteps: {} (already complete)\ncheckpoint: {}\n",
+                               result.run_dir, result.steps, result.last_checkpoint);
+      return;
+    }
     std::cout << fmt::format("run: {}\nsteps: {}\nlast loss: {:.4f}\ncheckpoint: {}\n",
                              result.run_dir, result.steps, result.last_loss,
                              result.last_checkpoint);

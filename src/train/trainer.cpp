@@ -15,7 +15,6 @@
 #include "data/loader.h"
 #include "data/source_set.h"
 #include "duet/build_info.h"
-#include "losses/contrastive_loss.h"
 #include "models/clip_model.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint_store.h"
@@ -24,6 +23,7 @@
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/tensorboard_writer.h"
+#include "train/train_step.h"
 
 namespace fs = std::filesystem;
 
@@ -123,9 +123,12 @@ int64_t total_steps(const config::Config& config, int64_t micro_batch) {
   for (int64_t c : counts) {
     samples += c;
   }
-  const int64_t steps_per_epoch = samples / micro_batch / config.train.accum_steps;
-  DUET_CHECK(steps_per_epoch > 0, "data.train has {} samples: not one batch of train.batch_size {}",
-             samples, config.train.batch_size);
+  const int64_t per_step = micro_batch * config.train.accum_steps;
+  const int64_t steps_per_epoch = samples / per_step;
+  DUET_CHECK(steps_per_epoch > 0,
+             "data.train has {} samples: fewer than one optimiser step's batch of {} "
+             "(train.batch_size)",
+             samples, per_step);
   return steps_per_epoch * config.train.epochs;
 }
 
@@ -167,6 +170,18 @@ void add_eval_scalars(const eval::EvalResult& result, Scalars& scalars) {
   }
 }
 
+void log_data_stats(const data::LoaderStats& stats) {
+  std::string reasons;
+  for (const auto& [reason, count] : stats.skipped_by_reason) {
+    reasons += fmt::format("{}{}: {}", reasons.empty() ? " (" : ", ", reason, count);
+  }
+  if (!reasons.empty()) {
+    reasons += ")";
+  }
+  log::get("train")->info("data: {} samples in {} batches, {} skipped{}", stats.samples,
+                          stats.batches, stats.skipped, reasons);
+}
+
 }  // namespace
 
 torch::Device resolve_device(const std::string& device) {
@@ -192,8 +207,6 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     fail(ErrorKind::kConfig, "train.precision 'bf16' needs LibTorch >= 2.4 (this build has {})",
          DUET_TORCH_VERSION);
   }
-  // The towers run under bf16 autocast when asked; losses and optimiser stay in float32.
-  auto autocast = [&]() { return AutocastScope(device.type(), bf16, at::kBFloat16); };
   const std::string run_name =
       train_cfg.run_name.empty() ? options.default_run_name : train_cfg.run_name;
   const std::string run_dir = (fs::path(train_cfg.output_dir) / run_name).string();
@@ -230,6 +243,23 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     loader.restore(resume->meta.at("loader").dump());
     step = resume->step;
     logger->info("resumed from '{}' at step {}", resume->path, step);
+    if (step > steps) {
+      fail(ErrorKind::kConfig,
+           "checkpoint '{}' is at step {}, past the {} steps this config trains (train.steps / "
+           "train.epochs)",
+           resume->path, step, steps);
+    }
+  }
+  if (resume && step == steps) {  // nothing left: do not save or evaluate again
+    logger->info(
+        "run '{}' is already complete ({} steps); `duet eval --checkpoint {}` evaluates it",
+        run_dir, steps, resume->path);
+    TrainResult done;
+    done.run_dir = run_dir;
+    done.last_checkpoint = resume->path;
+    done.steps = step;
+    done.already_complete = true;
+    return done;
   }
   MetricsSinks metrics(config.logging, run_dir,
                        resume ? std::optional<int64_t>(step) : std::optional<int64_t>());
@@ -271,59 +301,21 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   const auto run_start = Clock::now();
   const int64_t first_step = step;
   std::vector<torch::Tensor> parameters = model->parameters();
+  StepOptions step_options;  // the towers run under bf16 autocast when asked; the loss in fp32
+  step_options.loss = config.loss;
+  step_options.device = device;
+  step_options.bf16 = bf16;
 
   while (step < stop_at) {
     const double lr = schedule.at(step);
     set_learning_rate(*optimizer, lr);
     optimizer->zero_grad();
 
-    // Draw the accumulated batch; with accumulation, cache its features without gradients.
     std::vector<data::Batch> micro;
-    std::vector<torch::Tensor> image_cache;
-    std::vector<torch::Tensor> text_cache;
     for (int64_t k = 0; k < train_cfg.accum_steps; ++k) {
       micro.push_back(next_batch());
     }
-    if (train_cfg.accum_steps > 1) {
-      torch::NoGradGuard no_grad;
-      const auto precision = autocast();
-      for (const auto& batch : micro) {
-        image_cache.push_back(model->encode_image(batch.images.to(device)));
-        text_cache.push_back(model->encode_text(batch.tokens.to(device)));
-      }
-    }
-    // Forward/backward each micro-batch against the whole accumulated batch. logit_scale and
-    // logit_bias take their gradient from one pass only, as the full-batch loss would give it.
-    double loss_value = 0.0;
-    for (int64_t k = 0; k < train_cfg.accum_steps; ++k) {
-      const auto& batch = micro[static_cast<size_t>(k)];
-      torch::Tensor image;
-      torch::Tensor text;
-      {
-        const auto precision = autocast();
-        image = model->encode_image(batch.images.to(device));
-        text = model->encode_text(batch.tokens.to(device));
-      }
-      if (train_cfg.accum_steps > 1) {
-        image_cache[static_cast<size_t>(k)] = image;
-        text_cache[static_cast<size_t>(k)] = text;
-        image = torch::cat(image_cache);
-        text = torch::cat(text_cache);
-        image_cache[static_cast<size_t>(k)] = image_cache[static_cast<size_t>(k)].detach();
-        text_cache[static_cast<size_t>(k)] = text_cache[static_cast<size_t>(k)].detach();
-      }
-      const torch::Tensor scale = k == 0 ? model->logit_scale : model->logit_scale.detach();
-      torch::Tensor bias;
-      if (model->logit_bias.defined()) {
-        bias = k == 0 ? model->logit_bias : model->logit_bias.detach();
-      }
-      const torch::Tensor loss =
-          losses::contrastive_loss(losses::ContrastiveBatch::single_process(
-                                       image.to(torch::kFloat32), text.to(torch::kFloat32)),
-                                   scale, bias, config.loss);
-      loss.backward();
-      loss_value = loss.item<double>();
-    }
+    const double loss_value = accumulate_gradients(*model, micro, step_options);
 
     // Clip (or only measure) the gradient norm; skip non-finite steps.
     const double max_norm = config.optim.grad_clip_norm > 0.0
@@ -369,12 +361,15 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
                            {"logit_scale", scale},
                            {"grad_norm", grad_norm},
                            {"samples_per_second", samples_per_second},
-                           {"epoch", static_cast<double>(loader.epoch())}});
+                           {"epoch", static_cast<double>(loader.epoch())},
+                           {"data_skipped", static_cast<double>(loader.stats().skipped)}});
       window_loss = 0.0;
       window_steps = 0;
       window_samples = 0;
       window_start = Clock::now();
     }
+    // Evaluation and checkpoints pause the throughput window: samples/s measures training.
+    const auto pause_start = Clock::now();
     const bool last = step == steps;
     if (config.eval.every_steps > 0 && step % config.eval.every_steps == 0 && !last) {
       const eval::EvalResult evaluation = eval::evaluate(*model, *tokenizer, config, device);
@@ -389,10 +384,12 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
       result.last_checkpoint = save_checkpoint(step);
       logger->info("saved checkpoint '{}'", result.last_checkpoint);
     }
+    window_start += Clock::now() - pause_start;
   }
 
   // ---- the end: checkpoint, evaluation, plot ----
   result.steps = step;
+  log_data_stats(loader.stats());
   if (result.last_checkpoint.empty() ||
       CheckpointStore::validate(result.last_checkpoint).step != step) {
     result.last_checkpoint = save_checkpoint(step);

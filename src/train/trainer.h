@@ -6,9 +6,9 @@
 // each micro-batch is re-encoded with gradients and the loss is taken over the whole accumulated
 // batch (cached features for the others), so the contrastive batch is train.batch_size while
 // activations stay at one micro-batch; gradients are clipped, non-finite steps skipped; AdamW
-// steps and logit_scale is clamped. Progress, metrics, evaluation and checkpoints follow their
-// every_steps settings. Resuming restores model, optimiser, RNG and loader position, so the run
-// continues exactly as if it had not stopped.
+// steps and logit_scale is clamped (train_step.h holds the gradient computation). Progress,
+// metrics, evaluation and checkpoints follow their every_steps settings. Resuming restores model,
+// optimiser, RNG and loader position, so the run continues exactly as if it had not stopped.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +34,7 @@ struct TrainResult {
   int64_t steps = 0;          // optimiser steps completed in total (resumed ones included)
   int64_t skipped_steps = 0;  // non-finite steps skipped by this invocation
   double last_loss = 0.0;
+  bool already_complete = false;  // resumed at the last step: nothing trained, saved or evaluated
   eval::EvalResult final_eval;
 };
 

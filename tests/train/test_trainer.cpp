@@ -111,6 +111,23 @@ TEST_CASE("an interrupted and resumed run gives the same losses step for step") 
   // Training moved the loss: the comparison is not between two constants.
   CHECK(expected.front() != Approx(expected.back()).epsilon(1e-3));
 
+  // Resuming a finished run trains, saves and evaluates nothing more; a checkpoint past the
+  // configured steps is refused.
+  const auto again =
+      duet::train::train(small_run(out.path().string(), "parts", {"checkpoint.resume=latest"}), {});
+  CHECK(again.already_complete);
+  CHECK(again.steps == 6);
+  CHECK(again.last_checkpoint == second.last_checkpoint);
+  CHECK(logged_losses(second.run_dir).size() == 6);
+  try {
+    duet::train::train(
+        small_run(out.path().string(), "parts", {"checkpoint.resume=latest", "train.steps=4"}), {});
+    FAIL("a checkpoint past train.steps was resumed");
+  } catch (const duet::Error& e) {
+    CHECK(e.kind() == duet::ErrorKind::kConfig);
+    CHECK_THAT(e.what(), Catch::Contains("at step 6, past the 4 steps"));
+  }
+
   SECTION("a corrupt newest checkpoint is detected and latest falls back") {
     duet::train::CheckpointStore store(second.run_dir + "/checkpoints", 5);
     const auto paths = store.list();
@@ -154,7 +171,7 @@ TEST_CASE("weight decay skips gains, biases, embeddings and the logit scale") {
   CHECK(duet::train::exempt_from_weight_decay("logit_scale", torch::zeros({})));
 }
 
-TEST_CASE("warmup then cosine to min_lr; constant after warmup") {
+TEST_CASE("warmup then cosine to min_lr, or constant after warmup") {
   duet::config::ScheduleConfig schedule;
   schedule.warmup_steps = 10;
   schedule.min_lr = 0.1;
@@ -180,4 +197,22 @@ TEST_CASE("bf16 autocast trains the towers in bfloat16 with a float32 loss") {
   // Same data and initialisation, different arithmetic: close but not bitwise equal.
   CHECK(bf16.last_loss == Approx(fp32.last_loss).epsilon(0.05));
   CHECK(bf16.last_loss != fp32.last_loss);
+}
+
+TEST_CASE("non-finite steps are skipped, and too many in a row stop the run with a clear message") {
+  TempDir out;
+  // exp(100) as the temperature overflows the float32 logits: every step's loss is non-finite.
+  const auto config = small_run(
+      out.path().string(), "diverge",
+      {"optim.logit_scale_max=100", "model.init_logit_scale=100", "train.nan_patience=3"});
+  try {
+    duet::train::train(config, {});
+    FAIL("a diverged run did not stop");
+  } catch (const duet::Error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("training diverged: 3 consecutive steps"));
+    CHECK_THAT(e.what(), Catch::Contains("train.nan_patience = 3"));
+  }
+  // No optimiser step was taken: the run directory holds no checkpoint.
+  CHECK(
+      duet::train::CheckpointStore(out.path().string() + "/diverge/checkpoints", 5).list().empty());
 }

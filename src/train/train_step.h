@@ -1,0 +1,50 @@
+#pragma once
+// The gradients of one optimiser step, shared by the trainer and the tests that prove it.
+//
+// The contrastive batch is the whole accumulated batch: train.accum_steps micro-batches, and in
+// a distributed run those of every rank. With accumulation the features of all micro-batches
+// are first computed without gradients and cached (OpenCLIP's --accum-freq); each micro-batch
+// is then re-encoded with gradients and the loss taken over the whole batch, its own rows live
+// and the others cached, so activations stay at one micro-batch. logit_scale and logit_bias take
+// their gradient from one pass only, as the full-batch loss gives it. Across ranks, each rank's
+// rows are contrasted with the all-gathered batch (BatchGather); averaging the ranks' parameter
+// gradients afterwards gives the gradient of the global loss.
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "config/config.h"
+
+namespace duet::data {
+struct Batch;
+}
+namespace duet::models {
+class ClipModelImpl;
+}
+
+namespace duet::train {
+
+// How a rank reaches the global batch. Default: one process.
+struct BatchGather {
+  // [n, D] local rows -> [world * n, D] rows of all ranks in rank order, with gradients flowing
+  // back to their owners. Empty in one process.
+  std::function<torch::Tensor(const torch::Tensor&)> all_gather;
+  int64_t rank = 0;
+};
+
+struct StepOptions {
+  config::LossConfig loss;
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;  // encode under bf16 autocast; the loss runs in float32
+  BatchGather gather;
+};
+
+// Adds to the model's parameter gradients those of the contrastive loss over `micro` (the
+// accumulated local batch; every micro-batch the same size) and returns the loss value this rank
+// computed (its rows against the global batch).
+double accumulate_gradients(models::ClipModelImpl& model, const std::vector<data::Batch>& micro,
+                            const StepOptions& options);
+
+}  // namespace duet::train
