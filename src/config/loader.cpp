@@ -103,7 +103,8 @@ void flatten(const YAML::Node& map, const std::string& prefix, Walk& walk, FlatM
   if (depth >= kMaxDepth) {
     config_error(
         fmt::format("{}: '{}' nests more than {} mappings deep (an alias that refers to itself?)",
-                    walk.where(map.Mark()), prefix, kMaxDepth));
+                    walk.where(map.Mark()),
+                    prefix.size() > 60 ? prefix.substr(0, 60) + "..." : prefix, kMaxDepth));
   }
   check_keys(map, prefix, walk);
   for (const auto& item : map) {

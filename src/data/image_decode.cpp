@@ -130,6 +130,7 @@ ImageHeader png_header(const uint8_t* data, size_t size) {
 }
 
 Image decode_png(const uint8_t* data, size_t size) {
+  png_header(data, size);  // size limits first, with our reason, before libpng reads further
   png_image png;
   std::memset(&png, 0, sizeof(png));
   png.version = PNG_IMAGE_VERSION;

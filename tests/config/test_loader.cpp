@@ -137,7 +137,7 @@ TEST_CASE("every shipped config and model preset loads, validates and round-trip
   namespace fs = std::filesystem;
   const fs::path configs = fs::path(DUET_TEST_SOURCE_DIR) / "configs";
   std::vector<fs::path> files;
-  for (const fs::path dir : {configs, configs / "models"}) {
+  for (const fs::path& dir : {configs, configs / "models"}) {
     for (const auto& entry : fs::directory_iterator(dir)) {
       if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
         files.push_back(entry.path());

@@ -480,6 +480,7 @@ TEST_CASE("loader: several sources of different kinds are mixed into one shuffle
   std::string csv =
       "\xEF\xBB\xBF"
       "filepath,title\n";
+  std::filesystem::create_directories(dir.path() / "img");
   for (int i = 0; i < 24; ++i) {
     write_file(dir.file(fmt::format("img/b{}.png", i)), pattern_png(16, 18, 60 + i));
     csv += fmt::format("img/b{}.png,\"b {}, from the CSV\"\n", i, i);
