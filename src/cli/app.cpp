@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "common/torch_runtime.h"
+#include "config/loader.h"
 #include "duet/build_info.h"
 
 namespace duet::cli {
@@ -41,9 +42,9 @@ std::string version_text() {
                      DUET_TORCH_VERSION, DUET_CUDA ? "on" : "off", DUET_NCCL ? "on" : "off");
 }
 
-}  // namespace
-
-int run(int argc, char** argv) {
+// Parses the command line and runs the selected command; run() maps what it throws to an exit
+// code.
+int parse_and_dispatch(int argc, char** argv) {
   CLI::App app{
       "duet: train joint image-text embedding models (CLIP, SigLIP) from YAML configs.\n"
       "Run `duet COMMAND --help` for a command's options.",
@@ -52,8 +53,11 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   std::string log_level = "info";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-      ->capture_default_str();
+  CLI::Option* log_level_option =
+      app.add_option("--log-level", log_level,
+                     "trace, debug, info, warn, error or off; when given, it wins over the "
+                     "config's logging.level")
+          ->capture_default_str();
 
   Registry registry;
   add_config_command(app, registry);
@@ -72,25 +76,48 @@ int run(int argc, char** argv) {
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "error: while reading the command line: " << e.what() << "\n";
+    return 2;
+  } catch (...) {
+    std::cerr << "error: while reading the command line: unknown exception\n";
+    return 2;
   }
 
+  log::init(log_level, 0, log_level_option->count() > 0);
+  check_blas();
+  auto action = registry.selected();
+  if (!action) {
+    std::cerr << app.help();
+    return 2;
+  }
+  action();
+  return 0;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  // Every exception ends here, so nothing reaches std::terminate: duet::Error carries its exit
+  // code, anything else is a runtime failure (1).
   try {
-    log::init(log_level);
-    check_blas();
-    auto action = registry.selected();
-    if (!action) {
-      std::cerr << app.help();
-      return 2;
-    }
-    action();
-    return 0;
+    return parse_and_dispatch(argc, argv);
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return e.exit_code();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
+  } catch (...) {
+    std::cerr << "error: unknown exception (not a std::exception)\n";
+    return 1;
   }
+}
+
+config::Config load_config(const std::string& file, const std::vector<std::string>& overrides) {
+  config::Config config = config::load(file, overrides);
+  log::apply_config_level(config.logging.level);
+  return config;
 }
 
 int run(const std::vector<std::string>& args) {

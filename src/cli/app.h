@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
+
 namespace CLI {
 class App;
 }
@@ -30,6 +32,10 @@ void add_plot_command(CLI::App& root, Registry& registry);
 void add_data_command(CLI::App& root, Registry& registry);
 void add_bench_command(CLI::App& root, Registry& registry);
 void add_train_command(CLI::App& root, Registry& registry);
+
+// config::load, then the config's logging.level applies (unless --log-level was given).
+// Commands load their config through this.
+config::Config load_config(const std::string& file, const std::vector<std::string>& overrides);
 
 // Runs `duet` with these arguments; returns the process exit code.
 int run(int argc, char** argv);

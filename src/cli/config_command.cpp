@@ -24,7 +24,7 @@ void add_config_command(CLI::App& root, Registry& registry) {
   show->add_option("--set", show_options->overrides, "Override a key: KEY=VALUE (repeatable)")
       ->type_name("KEY=VALUE");
   registry.add(show, [show_options] {
-    std::cout << config::to_yaml(config::load(show_options->file, show_options->overrides));
+    std::cout << config::to_yaml(load_config(show_options->file, show_options->overrides));
   });
 
   CLI::App* reference =

@@ -48,6 +48,12 @@ std::string reasons_text(const std::map<std::string, int64_t>& by_reason) {
   return s;
 }
 
+// Captions, keys and paths come from the data as bytes and need not be UTF-8, which
+// nlohmann::json::dump would throw on: invalid sequences become U+FFFD instead.
+std::string dump_json(const nlohmann::json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void run_inspect(const SourceOptions& o, int examples, bool labels, bool json) {
   data::LoaderOptions lo;
   lo.sources = o.sources;
@@ -87,7 +93,7 @@ void run_inspect(const SourceOptions& o, int examples, bool labels, bool json) {
     j["examples"] = shown;
     j["seconds"] = s.seconds;
     j["samples_per_second"] = s.samples_per_second;
-    std::cout << j.dump(2) << "\n";
+    std::cout << dump_json(j, 2) << "\n";
     return;
   }
   std::cout << fmt::format("samples: {} valid\n", s.samples);
@@ -101,8 +107,7 @@ void run_inspect(const SourceOptions& o, int examples, bool labels, bool json) {
   if (!shown.empty()) {
     std::cout << "examples:\n";
     for (const auto& e : shown) {
-      std::cout << fmt::format("  {}  {}\n", e["key"].get<std::string>(),
-                               nlohmann::json(e["caption"]).dump());
+      std::cout << fmt::format("  {}  {}\n", e["key"].get<std::string>(), dump_json(e["caption"]));
     }
   }
 }

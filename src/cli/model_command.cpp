@@ -124,7 +124,7 @@ void add_model_command(CLI::App& root, Registry& registry) {
   summary->add_flag("--json", options->json,
                     "Print one JSON object (image_params, text_params, total_params, ...)");
   registry.add(summary, [options] {
-    const config::Config cfg = config::load(options->file, options->overrides);
+    const config::Config cfg = load_config(options->file, options->overrides);
     // No tokenizer is loaded: the summary only needs the vocabulary size and a valid EOT id.
     text::TokenizerInfo tokenizer;
     tokenizer.vocab_size = cfg.model.text.vocab_size;

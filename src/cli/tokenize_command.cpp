@@ -57,7 +57,7 @@ struct Resolved {
 Resolved resolve(const TokenizerSource& source) {
   Resolved r;
   if (!source.config_file.empty()) {
-    const config::Config config = config::load(source.config_file, source.overrides);
+    const config::Config config = load_config(source.config_file, source.overrides);
     r.tokenizer = config.tokenizer;
     r.context_length = config.model.text.context_length;
     r.text = config.model.text;

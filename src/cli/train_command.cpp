@@ -52,7 +52,7 @@ void add_train_command(CLI::App& root, Registry& registry) {
                    "interrupted (resume with checkpoint.resume=latest)")
       ->check(CLI::NonNegativeNumber);
   registry.add(train, [args] {
-    const config::Config config = config::load(args->file, args->overrides);
+    const config::Config config = load_config(args->file, args->overrides);
     train::TrainOptions options;
     options.default_run_name = std::filesystem::path(args->file).stem().string();
     options.stop_after = args->stop_after;
@@ -89,7 +89,7 @@ void add_train_command(CLI::App& root, Registry& registry) {
   registry.add(eval, [eval_args] {
     std::optional<config::Config> config;
     if (!eval_args->file.empty()) {
-      config = config::load(eval_args->file, eval_args->overrides);
+      config = load_config(eval_args->file, eval_args->overrides);
     } else if (!eval_args->overrides.empty()) {
       fail(ErrorKind::kUsage, "--set needs -c CONFIG (the checkpoint's own config is used as is)");
     }

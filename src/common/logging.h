@@ -10,8 +10,12 @@
 namespace duet::log {
 
 // Sets the level ("trace", "debug", "info", "warn", "error", "off") and the rank shown in every
-// line. Throws a usage Error for an unknown level name.
-void init(const std::string& level, int rank = 0);
+// line. `from_command_line`: the level was asked for explicitly (--log-level), so a config's
+// logging.level does not replace it. Throws a usage Error for an unknown level name.
+void init(const std::string& level, int rank = 0, bool from_command_line = false);
+
+// Applies a config's logging.level, unless the command line set the level explicitly.
+void apply_config_level(const std::string& level);
 
 // The logger for a component; its name is the [tag] on each line.
 std::shared_ptr<spdlog::logger> get(const std::string& component);

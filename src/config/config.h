@@ -240,7 +240,9 @@ struct TrainConfig {
             one_of({"auto", "cpu", "cuda"}));
     v.field("threads", threads, "Intra-op CPU threads; 0 keeps LibTorch's default.", at_least(0));
     v.field("output_dir", output_dir, "Directory that holds run directories.");
-    v.field("run_name", run_name, "Run directory name; empty derives one from the time.");
+    v.field("run_name", run_name,
+            "Run directory name under output_dir; empty uses the config file's name without "
+            "its extension (runs/fashion-mnist for configs/fashion-mnist.yaml).");
     v.field("nan_patience", nan_patience,
             "Stop after this many consecutive steps with a non-finite loss or gradient.",
             positive());
@@ -304,7 +306,9 @@ struct LoggingConfig {
 
   template <class V>
   void visit(V& v) {
-    v.field("level", level, "Log level (the command line's --log-level wins).",
+    v.field("level", level,
+            "Log level of the commands that read this config; --log-level on the command line, "
+            "when given, wins.",
             one_of({"trace", "debug", "info", "warn", "error", "off"}));
     v.field("every_steps", every_steps, "Progress line and metrics every N steps.", positive());
     v.field("jsonl", jsonl, "Write metrics.jsonl in the run directory.");

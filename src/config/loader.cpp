@@ -67,20 +67,59 @@ void put(FlatMap& flat, const std::string& path, Entry entry) {
   flat[path] = std::move(entry);
 }
 
-void flatten(const YAML::Node& map, const std::string& prefix, const WhereFn& where,
-             FlatMap& flat) {
+// YAML aliases make a document a graph: an alias inside its own anchor is a cycle, and aliases
+// of aliases (a "billion laughs") multiply the keys exponentially. A config is a few levels
+// deep and a few hundred keys, so walking a source stops well above that.
+constexpr int kMaxDepth = 32;
+constexpr int64_t kMaxNodes = 100000;
+
+// The walk over one YAML source: where its nodes are, and how much of it was visited.
+struct Walk {
+  std::string origin;  // the file, or the --set argument
+  WhereFn where;
+  int64_t nodes = 0;
+};
+
+// Checks the keys of one mapping: plain names, and none twice (yaml-cpp accepts a repeated key
+// and the later value would silently win).
+void check_keys(const YAML::Node& map, const std::string& prefix, const Walk& walk) {
+  std::map<std::string, YAML::Mark> seen;
   for (const auto& item : map) {
     const YAML::Node& key = item.first;
-    const YAML::Node& value = item.second;
     if (!key.IsScalar() || !valid_key_path(key.Scalar())) {
       config_error(fmt::format("{}: invalid key under '{}': keys are plain names",
-                               where(key.Mark()), prefix.empty() ? "(top level)" : prefix));
+                               walk.where(key.Mark()), prefix.empty() ? "(top level)" : prefix));
     }
+    const auto [first, inserted] = seen.emplace(key.Scalar(), key.Mark());
+    if (!inserted) {
+      config_error(fmt::format("{}: duplicate key '{}' (first set at {})", walk.where(key.Mark()),
+                               join_path(prefix, key.Scalar()), walk.where(first->second)));
+    }
+  }
+}
+
+void flatten(const YAML::Node& map, const std::string& prefix, Walk& walk, FlatMap& flat,
+             int depth = 0) {
+  if (depth >= kMaxDepth) {
+    config_error(
+        fmt::format("{}: '{}' nests more than {} mappings deep (an alias that refers to itself?)",
+                    walk.where(map.Mark()),
+                    prefix.size() > 60 ? prefix.substr(0, 60) + "..." : prefix, kMaxDepth));
+  }
+  check_keys(map, prefix, walk);
+  for (const auto& item : map) {
+    if (++walk.nodes > kMaxNodes) {
+      config_error(fmt::format(
+          "{}: expands to more than {} keys (YAML aliases that multiply, a \"billion laughs\"?)",
+          walk.origin, kMaxNodes));
+    }
+    const YAML::Node& key = item.first;
+    const YAML::Node& value = item.second;
     const std::string path = join_path(prefix, key.Scalar());
     if (value.IsMap() && value.size() > 0) {
-      flatten(value, path, where, flat);
+      flatten(value, path, walk, flat, depth + 1);
     } else {
-      put(flat, path, Entry{value, where(key.Mark())});
+      put(flat, path, Entry{value, walk.where(key.Mark())});
     }
   }
 }
@@ -135,7 +174,9 @@ fs::path resolve_include(const std::string& name, const fs::path& base_dir,
 void load_source(const std::string& text, const std::string& origin, const fs::path& base_dir,
                  std::vector<std::string>& stack, FlatMap& flat);
 
-void load_file(const fs::path& path, std::vector<std::string>& stack, FlatMap& flat) {
+// `included_at`: "file:line" of the include that names `path`, empty for the top-level file.
+void load_file(const fs::path& path, const std::string& included_at,
+               std::vector<std::string>& stack, FlatMap& flat) {
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(path, ec);
   const std::string key = ec ? path.string() : canonical.string();
@@ -144,7 +185,7 @@ void load_file(const fs::path& path, std::vector<std::string>& stack, FlatMap& f
     for (const auto& f : stack) {
       chain += f + " -> ";
     }
-    config_error(fmt::format("include cycle: {}{}", chain, key));
+    config_error(fmt::format("{}: include cycle: {}{}", included_at, chain, key));
   }
   std::error_code exists_ec;
   if (!fs::is_regular_file(path, exists_ec)) {
@@ -169,6 +210,8 @@ void load_source(const std::string& text, const std::string& origin, const fs::p
     config_error(fmt::format("{}: the top level of a config must be a mapping of sections",
                              where(root.Mark())));
   }
+  Walk walk{origin, where};
+  check_keys(root, "", walk);  // before root["include"], which would take the first of two
   if (const YAML::Node includes = root["include"]) {
     const std::string include_where = where(includes.Mark());
     std::vector<YAML::Node> names;
@@ -187,16 +230,17 @@ void load_source(const std::string& text, const std::string& origin, const fs::p
       if (!n.IsScalar() || n.Scalar().empty()) {
         config_error(fmt::format("{}: include: expected a file name", where(n.Mark())));
       }
-      load_file(resolve_include(n.Scalar(), base_dir, where(n.Mark())), stack, flat);
+      load_file(resolve_include(n.Scalar(), base_dir, where(n.Mark())), where(n.Mark()), stack,
+                flat);
     }
   }
   for (const auto& item : root) {
-    if (item.first.IsScalar() && item.first.Scalar() == "include") {
+    if (item.first.Scalar() == "include") {
       continue;
     }
     YAML::Node single(YAML::NodeType::Map);
     single[item.first] = item.second;
-    flatten(single, "", where, flat);
+    flatten(single, "", walk, flat);
   }
 }
 
@@ -213,10 +257,19 @@ void apply_override(const std::string& text, FlatMap& flat) {
   if (key == "include" || key.rfind("include.", 0) == 0) {
     config_error(fmt::format("{}: includes belong in config files, not --set", where));
   }
-  YAML::Node value = parse_yaml(text.substr(eq + 1), where);
+  const std::string value_text = text.substr(eq + 1);
+  YAML::Node value;
+  try {
+    value = YAML::Load(value_text);
+  } catch (const YAML::ParserException& e) {
+    config_error(fmt::format(
+        "{}: the value '{}' is not valid YAML ({} at column {} of the value); quote it if it is "
+        "a string, e.g. --set '{}=\"...\"'",
+        where, value_text, e.msg, e.mark.column + 1, key));
+  }
   if (value.IsMap() && value.size() > 0) {
-    flatten(
-        value, key, [&where](const YAML::Mark&) { return where; }, flat);
+    Walk walk{where, [&where](const YAML::Mark&) { return where; }};
+    flatten(value, key, walk, flat);
   } else {
     put(flat, key, Entry{value, where});
   }
@@ -238,6 +291,12 @@ std::string describe(const YAML::Node& node) {
 }
 
 std::string format_number(double value) { return fmt::format("{}", value); }
+
+// "an integer", "a number", "a list of strings".
+std::string with_article(const std::string& noun) {
+  const bool vowel = !noun.empty() && std::string("aeiou").find(noun[0]) != std::string::npos;
+  return (vowel ? "an " : "a ") + noun;
+}
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -652,9 +711,9 @@ Config bind(FlatMap& flat) {
       }
     }
     if (field_above != nullptr) {
-      problems.push_back(fmt::format("{}: {}: expected a {}, got a mapping (with key '{}')",
-                                     entry.where, field_above->path, field_above->type,
-                                     path.substr(field_above->path.size() + 1)));
+      problems.push_back(fmt::format(
+          "{}: {}: expected {}, got a mapping (with key '{}')", entry.where, field_above->path,
+          with_article(field_above->type), path.substr(field_above->path.size() + 1)));
       continue;
     }
     std::string message = fmt::format("{}: unknown key '{}'", entry.where, path);
@@ -735,7 +794,7 @@ std::vector<std::string> include_search_path() {
 Config load(const std::string& path, const std::vector<std::string>& overrides) {
   FlatMap flat;
   std::vector<std::string> stack;
-  load_file(path, stack, flat);
+  load_file(path, "", stack, flat);
   return load_flat(std::move(flat), overrides);
 }
 

@@ -88,12 +88,24 @@ std::vector<Record> parse(const std::string& text, char sep) {
 
 std::vector<CsvRow> read_csv_source(const std::string& path, const CsvOptions& options) {
   const char sep = separator_char(options.separator);
+  std::error_code ec;
+  // An ifstream opens a directory without complaint and then reads nothing.
+  DUET_CHECK(!std::filesystem::is_directory(path, ec),
+             "CSV source '{}' is a directory, not a CSV/TSV file", path);
   std::ifstream in(path, std::ios::binary);
   DUET_CHECK(in.good(), "cannot open CSV source '{}'", path);
   std::stringstream buffer;
   buffer << in.rdbuf();
-  const std::vector<Record> records = parse(buffer.str(), sep);
-  DUET_CHECK(!records.empty(), "CSV source '{}' is empty (no header row)", path);
+  DUET_CHECK(!in.bad(), "cannot read CSV source '{}'", path);
+  std::string text = buffer.str();
+  DUET_CHECK(!text.empty(), "CSV source '{}' is an empty file (expected a header row)", path);
+  // Spreadsheet programs save UTF-8 CSVs with a byte order mark; it is not part of the header.
+  static const std::string kBom = "\xEF\xBB\xBF";
+  if (text.compare(0, kBom.size(), kBom) == 0) {
+    text.erase(0, kBom.size());
+  }
+  const std::vector<Record> records = parse(text, sep);
+  DUET_CHECK(!records.empty(), "CSV source '{}' has no header row", path);
 
   const std::vector<std::string>& header = records[0].fields;
   auto column = [&](const std::string& name, const char* key) {

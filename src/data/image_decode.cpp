@@ -12,7 +12,11 @@
 namespace duet::data {
 namespace {
 
-constexpr int kMaxSide = 1 << 15;  // refuse absurd dimensions before allocating
+// Refuse absurd dimensions from the header, before allocating: a crafted header can claim
+// 60000 x 60000 (10.8 GB of RGB) in a few bytes. The pixel limit is PIL's decompression-bomb
+// limit (2 x Image.MAX_IMAGE_PIXELS), so duet rejects what PIL rejects by default.
+constexpr int64_t kMaxSide = 1 << 16;
+constexpr int64_t kMaxPixels = 178956970;
 
 struct TjDeleter {
   void operator()(void* handle) const { tjDestroy(handle); }
@@ -45,10 +49,16 @@ uint32_t read_be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
-void check_size(int width, int height) {
+void check_size(int64_t width, int64_t height) {
   if (width <= 0 || height <= 0 || width > kMaxSide || height > kMaxSide) {
     throw ImageDecodeError("bad image size " + std::to_string(width) + "x" +
                            std::to_string(height));
+  }
+  if (width * height > kMaxPixels) {
+    throw ImageDecodeError("image too large: " + std::to_string(width) + "x" +
+                           std::to_string(height) + " = " + std::to_string(width * height) +
+                           " pixels, more than the limit of " + std::to_string(kMaxPixels) +
+                           " (a decompression bomb?)");
   }
 }
 
@@ -111,13 +121,16 @@ ImageHeader png_header(const uint8_t* data, size_t size) {
   }
   ImageHeader header;
   header.format = ImageFormat::kPng;
-  header.width = static_cast<int>(std::min<uint32_t>(read_be32(data + 16), kMaxSide + 1));
-  header.height = static_cast<int>(std::min<uint32_t>(read_be32(data + 20), kMaxSide + 1));
-  check_size(header.width, header.height);
+  const uint32_t width = read_be32(data + 16);
+  const uint32_t height = read_be32(data + 20);
+  check_size(width, height);
+  header.width = static_cast<int>(width);
+  header.height = static_cast<int>(height);
   return header;
 }
 
 Image decode_png(const uint8_t* data, size_t size) {
+  png_header(data, size);  // size limits first, with our reason, before libpng reads further
   png_image png;
   std::memset(&png, 0, sizeof(png));
   png.version = PNG_IMAGE_VERSION;
@@ -128,8 +141,7 @@ Image decode_png(const uint8_t* data, size_t size) {
   }
   png.format = PNG_FORMAT_RGB;
   try {
-    check_size(static_cast<int>(std::min<png_uint_32>(png.width, kMaxSide + 1)),
-               static_cast<int>(std::min<png_uint_32>(png.height, kMaxSide + 1)));
+    check_size(png.width, png.height);
   } catch (...) {
     png_image_free(&png);
     throw;

@@ -42,6 +42,8 @@ struct BatchItem {
 struct Pulled {
   int64_t seq = 0;
   int source = 0;
+  int64_t pass_index = 0;  // RawSample::pass_index / pass_size
+  int64_t pass_size = 0;
   ProcessResult result;
 };
 
@@ -172,10 +174,11 @@ class Loader::Impl::EpochRun {
             p->result.reason,
             p->result.sample.where.empty() ? std::string("sample") : p->result.sample.where,
             p->result.detail);
-        check_not_all_bad();
+        check_not_all_bad(*p);
         continue;
       }
-      consecutive_skips_ = 0;
+      found_valid_ = true;
+      bad_positions_.clear();
       ++valid_per_source_[static_cast<size_t>(p->source)];
       samples.push_back(std::move(p->result.sample));
     }
@@ -223,29 +226,47 @@ class Loader::Impl::EpochRun {
     return b;
   }
 
-  // While repeating a part, a run of skips longer than the part means nothing in it is valid.
-  void check_not_all_bad() {
-    ++consecutive_skips_;
-    if (limit_) {
-      const int64_t part =
-          rank_sample_counts(impl_.shard_counts, impl_.plan(impl_.epoch))[impl_.options.rank];
-      DUET_CHECK(consecutive_skips_ <= part + 1,
-                 "rank {} found no valid sample in its part of data sources {} ({} skipped)",
-                 impl_.options.rank, impl_.source_list(), consecutive_skips_);
+  // While the stream repeats this rank's part (training with several ranks) it never ends, so a
+  // part without any valid sample would loop for ever. Every pass yields the same samples, so
+  // once each position of a pass has been skipped, and no sample has been valid, nothing ever
+  // will be. Counting skips in a row is not enough: the shuffle buffer mixes passes, so a part
+  // with few valid samples can legitimately give more skips in a row than it has samples.
+  void check_not_all_bad(const Pulled& p) {
+    if (!limit_ || found_valid_) {
+      return;
     }
+    const auto position = static_cast<size_t>(p.pass_index);
+    if (position >= bad_positions_.size()) {
+      bad_positions_.resize(position + 1, false);
+    }
+    if (!bad_positions_[position]) {
+      bad_positions_[position] = true;
+      ++bad_count_;
+    }
+    if (p.pass_size > 0) {
+      pass_size_ = p.pass_size;
+    }
+    DUET_CHECK(pass_size_ == 0 || bad_count_ < pass_size_,
+               "rank {} of {} found no valid sample in its part of data sources {} ({} samples, "
+               "all skipped; run `duet data inspect` on them)",
+               impl_.options.rank, impl_.options.world_size, impl_.source_list(), pass_size_);
   }
 
   void end_of_stream_checks() const {
     if (seq_started_ > 0) {
       return;  // resumed mid-epoch: the earlier part of the epoch is not counted here
     }
+    if (impl_.options.world_size > 1) {
+      // A rank sees only its part, which may hold just a few samples of a source, all of them
+      // bad, while other ranks have its valid ones: a per-source verdict needs every rank's
+      // counts. (In training a part without any valid sample is caught by check_not_all_bad.)
+      return;
+    }
     for (size_t i = 0; i < raw_per_source_.size(); ++i) {
-      if (raw_per_source_[i] > 0 || impl_.options.world_size == 1) {
-        DUET_CHECK(valid_per_source_[i] > 0,
-                   "data source '{}' yielded no valid sample ({} read, {} skipped in total so "
-                   "far; run `duet data inspect` on it)",
-                   impl_.sources->names[i], raw_per_source_[i], impl_.skips.total());
-      }
+      DUET_CHECK(valid_per_source_[i] > 0,
+                 "data source '{}' yielded no valid sample ({} read, {} skipped in total so "
+                 "far; run `duet data inspect` on it)",
+                 impl_.sources->names[i], raw_per_source_[i], impl_.skips.total());
     }
   }
 
@@ -266,6 +287,8 @@ class Loader::Impl::EpochRun {
     Pulled p;
     p.seq = seq_++;
     p.source = raw->source;
+    p.pass_index = raw->pass_index;
+    p.pass_size = raw->pass_size;
     std::string where = raw->where;
     p.result = process_sample(std::move(*raw), impl_.process, impl_.sample_seed(p.seq));
     if (!p.result.ok) {
@@ -366,6 +389,8 @@ class Loader::Impl::EpochRun {
       Pulled p;
       p.seq = task.first;
       p.source = task.second.source;
+      p.pass_index = task.second.pass_index;
+      p.pass_size = task.second.pass_size;
       std::string where = task.second.where;
       p.result = process_sample(std::move(task.second), impl_.process, impl_.sample_seed(p.seq));
       if (!p.result.ok) {
@@ -434,7 +459,11 @@ class Loader::Impl::EpochRun {
   int64_t batches_made_ = 0;
   int64_t seq_ = 0;          // next stream index (sync path, and the collator's start)
   int64_t seq_started_ = 0;  // where this run started
-  int64_t consecutive_skips_ = 0;
+  // check_not_all_bad: positions of the pass skipped so far, while no sample has been valid.
+  bool found_valid_ = false;
+  std::vector<bool> bad_positions_;
+  int64_t bad_count_ = 0;
+  int64_t pass_size_ = 0;
   std::vector<int64_t> valid_per_source_;
   std::vector<int64_t> raw_per_source_;
 

@@ -18,7 +18,10 @@
 //  - Resumable: state() is the position after the last batch returned, as JSON; restore() on a
 //    loader built the same way makes the next batch the one that would have followed.
 //  - Bad samples are skipped and counted (stats().skipped); an epoch in which a source yields
-//    no valid sample, or that yields no batch at all, is a duet::Error.
+//    no valid sample, or that yields no batch at all, is a duet::Error. With world_size > 1 a
+//    rank judges only its own part: in training, a part without any valid sample is an error
+//    (found once a whole pass of it was skipped); a part that holds only bad samples of one
+//    source is not, since other ranks may hold that source's valid ones.
 #include <torch/torch.h>
 
 #include <cstdint>

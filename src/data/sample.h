@@ -17,8 +17,9 @@ enum class SkipReason {
   kUnreadableFile,  // CSV image path that cannot be read
   kBadRow,          // CSV row with the wrong number of columns
   kTarError,        // garbled or truncated tar: the rest of that shard is lost
+  kSampleError,     // any other failure while processing the sample (out of memory, ...)
 };
-constexpr int kSkipReasonCount = 8;
+constexpr int kSkipReasonCount = 9;
 
 // Stable snake_case names used in stats, logs and JSON ("corrupt_image", ...).
 const char* skip_reason_name(SkipReason reason);
@@ -33,6 +34,10 @@ struct RawSample {
   std::string json;                   // KEY.json verbatim, empty when absent
   std::optional<SkipReason> problem;  // already known to be unusable while reading
   std::string problem_detail;
+  // Position in the rank's current pass over its part (0, 1, ...), and the samples per pass once
+  // one pass has ended (0 before). When the stream repeats, every pass yields the same samples.
+  int64_t pass_index = 0;
+  int64_t pass_size = 0;
 };
 
 }  // namespace duet::data

@@ -46,9 +46,7 @@ ProcessResult skip(SkipReason reason, std::string detail) {
   return r;
 }
 
-}  // namespace
-
-ProcessResult process_sample(RawSample raw, const ProcessOptions& options, uint64_t sample_seed) {
+ProcessResult process(RawSample raw, const ProcessOptions& options, uint64_t sample_seed) {
   if (raw.problem) {
     return skip(*raw.problem, raw.problem_detail);
   }
@@ -120,6 +118,20 @@ ProcessResult process_sample(RawSample raw, const ProcessOptions& options, uint6
   r.ok = true;
   r.sample = std::move(out);
   return r;
+}
+
+}  // namespace
+
+ProcessResult process_sample(RawSample raw, const ProcessOptions& options, uint64_t sample_seed) {
+  // One bad sample must not end the run: whatever it throws (std::bad_alloc for an image that
+  // passed the header checks but not the allocation, a tokenizer or transform error) skips it.
+  try {
+    return process(std::move(raw), options, sample_seed);
+  } catch (const std::exception& e) {
+    return skip(SkipReason::kSampleError, e.what());
+  } catch (...) {
+    return skip(SkipReason::kSampleError, "unknown exception");
+  }
 }
 
 }  // namespace duet::data

@@ -105,13 +105,15 @@ bool SampleStream::read_unshuffled(RawSample& out) {
     while (read_from_shards(out)) {
       const int64_t index = epoch_index_++;
       if (plan_.by_shard || index % plan_.world_size == plan_.rank) {
-        ++pass_samples_;
+        out.pass_index = pass_samples_++;
+        out.pass_size = pass_size_;
         return true;
       }
     }
     if (!plan_.repeat || pass_samples_ == 0) {
       return false;
     }
+    pass_size_ = pass_samples_;
     shard_pos_ = 0;  // next pass over the same part
     epoch_index_ = 0;
     pass_samples_ = 0;

@@ -66,6 +66,7 @@ class SampleStream {
   int64_t csv_row_ = -1;      // next row of the current CSV shard, -1 before opening it
   int64_t epoch_index_ = 0;   // samples read so far in this pass (for by-sample partition)
   int64_t pass_samples_ = 0;  // samples this rank got in the current pass
+  int64_t pass_size_ = 0;     // samples per pass, once the first pass has ended
   std::vector<RawSample> buffer_;
   bool exhausted_ = false;
   Rng rng_;

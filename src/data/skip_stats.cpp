@@ -23,6 +23,8 @@ const char* skip_reason_name(SkipReason reason) {
       return "bad_row";
     case SkipReason::kTarError:
       return "tar_error";
+    case SkipReason::kSampleError:
+      return "sample_error";
   }
   return "unknown";
 }

@@ -39,6 +39,7 @@ SourceSet resolve_sources(const std::vector<std::string>& sources, const CsvOpti
     set.names.push_back(source);
     std::vector<std::string> paths;
     if (std::error_code ec; fs::is_directory(source, ec)) {
+      DUET_CHECK(!is_csv(source), "data source '{}' is a directory, not a CSV/TSV file", source);
       for (const auto& entry : fs::directory_iterator(source)) {
         if (entry.is_regular_file() && is_tar(entry.path().string())) {
           paths.push_back(entry.path().string());

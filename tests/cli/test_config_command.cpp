@@ -21,6 +21,20 @@ struct Malformed {
   std::vector<std::string> expected;         // substrings of stderr
 };
 
+// Nine levels of ten aliases each: 10^9 keys if expanded.
+std::string billion_laughs() {
+  std::string text =
+      "l0: &l0 {k0: 1, k1: 1, k2: 1, k3: 1, k4: 1, k5: 1, k6: 1, k7: 1, k8: 1, k9: 1}\n";
+  for (int level = 1; level <= 9; ++level) {
+    text += "l" + std::to_string(level) + ": &l" + std::to_string(level) + " {";
+    for (int k = 0; k < 10; ++k) {
+      text += (k ? ", k" : "k") + std::to_string(k) + ": *l" + std::to_string(level - 1);
+    }
+    text += "}\n";
+  }
+  return text;
+}
+
 const std::vector<Malformed>& malformed_configs() {
   static const std::vector<Malformed> cases = {
       {"unknown top-level key",
@@ -126,9 +140,9 @@ const std::vector<Malformed>& malformed_configs() {
       {"include cycle",
        {{"run.yaml", "include: a.yaml\n"},
         {"a.yaml", "include: b.yaml\n"},
-        {"b.yaml", "include: a.yaml\n"}},
+        {"b.yaml", "train:\n  seed: 1\ninclude: a.yaml\n"}},
        {},
-       {"include cycle:", "a.yaml -> ", "b.yaml -> "}},
+       {"b.yaml:3: include cycle:", "a.yaml -> ", "b.yaml -> "}},
       {"include of a mapping",
        {{"run.yaml", "include: {a: 1}\n"}},
        {},
@@ -169,7 +183,39 @@ const std::vector<Malformed>& malformed_configs() {
       {"--set unparsable value",
        {{"run.yaml", "{}\n"}},
        {"data.mean=[1,2"},
-       {"--set data.mean=[1,2", "YAML syntax error"}},
+       {"--set data.mean=[1,2: the value '[1,2' is not valid YAML"}},
+      {"--set unparsable string",
+       {{"run.yaml", "{}\n"}},
+       {"model.name=a: b: c"},
+       {"--set model.name=a: b: c: the value 'a: b: c' is not valid YAML", "quote it"}},
+      {"mapping for integer",
+       {{"run.yaml", "train:\n  seed: {a: 1}\n"}},
+       {},
+       {"run.yaml:2", "train.seed: expected an integer, got a mapping (with key 'a')"}},
+      {"duplicate key",
+       {{"run.yaml", "train:\n  seed: 1\n  steps: 5\n  seed: 2\n"}},
+       {},
+       {"run.yaml:4: duplicate key 'train.seed' (first set at ", "run.yaml:2)"}},
+      {"duplicate section",
+       {{"run.yaml", "train:\n  seed: 1\noptim:\n  lr: 0.1\ntrain:\n  steps: 5\n"}},
+       {},
+       {"run.yaml:5: duplicate key 'train' (first set at "}},
+      {"duplicate include",
+       {{"run.yaml", "include: a.yaml\ninclude: b.yaml\n"}, {"a.yaml", "{}\n"}, {"b.yaml", "{}\n"}},
+       {},
+       {"run.yaml:2: duplicate key 'include'"}},
+      {"duplicate key in --set mapping",
+       {{"run.yaml", "{}\n"}},
+       {"optim={lr: 0.1, lr: 0.2}"},
+       {"--set optim={lr: 0.1, lr: 0.2}: duplicate key 'optim.lr'"}},
+      {"self-referencing alias",
+       {{"run.yaml", "model: &m\n  vision: *m\n"}},
+       {},
+       {"run.yaml", "nests more than 32 mappings deep"}},
+      {"alias bomb (billion laughs)",
+       {{"run.yaml", billion_laughs()}},
+       {},
+       {"run.yaml: expands to more than 100000 keys"}},
       {"multi-character separator",
        {{"run.yaml", "data:\n  csv_separator: ';;'\n"}},
        {},
@@ -247,6 +293,39 @@ TEST_CASE("config show prints the merged config and it loads back unchanged") {
   const auto again = run_duet({"config", "show", "-c", dir / "resolved.yaml"});
   REQUIRE(again.exit_code == 0);
   CHECK(again.out == result.out);
+}
+
+TEST_CASE("acceptance: config show on the default run config applies --set") {
+  const std::string run = std::string(DUET_TEST_SOURCE_DIR) + "/configs/fashion-mnist.yaml";
+  for (const std::string lr : {"0.001", "0.0005"}) {
+    const auto result = run_duet({"config", "show", "-c", run, "--set", "optim.lr=" + lr});
+    INFO("stderr: " << result.err);
+    REQUIRE(result.exit_code == 0);
+    CHECK_THAT(result.out, Catch::Contains("optim:\n  lr: " + lr + "\n"));
+    CHECK_THAT(result.out, Catch::Contains("name: tiny-fashion-mnist"));  // the run's own keys
+    CHECK_THAT(result.out, !Catch::Contains("include:"));                 // resolved, not echoed
+  }
+}
+
+TEST_CASE("logging.level applies unless --log-level is given") {
+  // `model summary` builds the model, which logs a debug line "[models] built ...".
+  TempDir dir;
+  write_file(dir / "debug.yaml", "include: models/tiny.yaml\nlogging:\n  level: debug\n");
+  write_file(dir / "plain.yaml", "include: models/tiny.yaml\n");
+  const auto from_config = run_duet({"model", "summary", "-c", dir / "debug.yaml"});
+  REQUIRE(from_config.exit_code == 0);
+  CHECK_THAT(from_config.err, Catch::Contains("[models] built"));
+  const auto default_level = run_duet({"model", "summary", "-c", dir / "plain.yaml"});
+  REQUIRE(default_level.exit_code == 0);
+  CHECK_THAT(default_level.err, !Catch::Contains("[models] built"));
+  const auto explicit_info =
+      run_duet({"--log-level", "info", "model", "summary", "-c", dir / "debug.yaml"});
+  REQUIRE(explicit_info.exit_code == 0);
+  CHECK_THAT(explicit_info.err, !Catch::Contains("[models] built"));
+  const auto explicit_debug =
+      run_duet({"--log-level", "debug", "model", "summary", "-c", dir / "plain.yaml"});
+  REQUIRE(explicit_debug.exit_code == 0);
+  CHECK_THAT(explicit_debug.err, Catch::Contains("[models] built"));
 }
 
 TEST_CASE("docs/configuration.md is the current `duet config reference`") {

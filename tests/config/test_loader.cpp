@@ -2,7 +2,9 @@
 // reference, and that errors are config Errors (exit code 2) listing every problem at once.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 
 #include "common/error.h"
 #include "common/test_util.h"
@@ -129,4 +131,53 @@ TEST_CASE("the reference lists every key with its default") {
     CHECK_THAT(md, Catch::Contains(key));
   }
   CHECK_THAT(md, Catch::Contains("| `optim.lr` | number | `0.0005` | > 0 |"));
+}
+
+TEST_CASE("every shipped config and model preset loads, validates and round-trips") {
+  namespace fs = std::filesystem;
+  const fs::path configs = fs::path(DUET_TEST_SOURCE_DIR) / "configs";
+  std::vector<fs::path> files;
+  for (const fs::path& dir : {configs, configs / "models"}) {
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
+        files.push_back(entry.path());
+      }
+    }
+  }
+  std::sort(files.begin(), files.end());
+  REQUIRE(files.size() >= 7);  // fashion-mnist.yaml and the six presets at the time of writing
+  for (const auto& file : files) {
+    DYNAMIC_SECTION(file.lexically_relative(configs).string()) {
+      Config c;
+      REQUIRE_NOTHROW(c = load(file.string()));
+      CHECK(duet::config::check_consistency(c).empty());
+      const std::string yaml = duet::config::to_yaml(c);
+      CHECK(duet::config::to_yaml(load_string(yaml, "resolved.yaml")) == yaml);
+    }
+  }
+}
+
+TEST_CASE("YAML alias cycles and alias bombs are config errors, not crashes") {
+  CHECK_THAT(config_error_of([] { load_string("model: &m\n  vision: *m\n", "cycle.yaml"); }),
+             Catch::Contains("cycle.yaml:") && Catch::Contains("nests more than"));
+  std::string bomb = "l0: &l0 {a: 1, b: 1, c: 1, d: 1, e: 1, f: 1, g: 1, h: 1}\n";
+  for (int level = 1; level <= 8; ++level) {
+    const std::string prev = "*l" + std::to_string(level - 1);
+    bomb += "l" + std::to_string(level) + ": &l" + std::to_string(level) + " {a: " + prev +
+            ", b: " + prev + ", c: " + prev + ", d: " + prev + ", e: " + prev + ", f: " + prev +
+            ", g: " + prev + ", h: " + prev + "}\n";
+  }
+  CHECK_THAT(config_error_of([&] { load_string(bomb, "bomb.yaml"); }),
+             Catch::Contains("bomb.yaml: expands to more than"));
+  // Aliases that stay small are fine.
+  const Config c = load_string("schedule:\n  min_lr: &v 0.25\noptim:\n  lr: *v\n", "alias.yaml");
+  CHECK(c.optim.lr == 0.25);
+}
+
+TEST_CASE("a key given twice in one mapping is an error naming key, file and line") {
+  CHECK_THAT(config_error_of([] { load_string("optim:\n  lr: 0.1\n  lr: 0.2\n", "dup.yaml"); }),
+             Catch::Contains("dup.yaml:3: duplicate key 'optim.lr' (first set at dup.yaml:2)"));
+  // The same key in different files, or in a file and --set, is an override, not a duplicate.
+  const Config c = load_string("optim:\n  lr: 0.1\n", "run.yaml", {"optim.lr=0.2"});
+  CHECK(c.optim.lr == 0.2);
 }

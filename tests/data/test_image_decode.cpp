@@ -54,6 +54,42 @@ std::string palette_png(int w, int h) {
   return out;
 }
 
+// A PNG that is only a valid signature and IHDR chunk (right CRC) claiming w x h pixels.
+std::string header_only_png(uint32_t w, uint32_t h) {
+  std::string out;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_set_write_fn(
+      png, &out,
+      [](png_structp p, png_bytep data, png_size_t n) {
+        static_cast<std::string*>(png_get_io_ptr(p))->append(reinterpret_cast<char*>(data), n);
+      },
+      nullptr);
+  png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  png_destroy_write_struct(&png, &info);
+  return out;
+}
+
+// A real JPEG whose SOF header is patched to claim w x h pixels.
+std::string jpeg_claiming(uint16_t w, uint16_t h) {
+  std::string bytes = pattern_jpeg(16, 16, 5);
+  for (size_t i = 2; i + 9 < bytes.size(); ++i) {
+    const auto marker = static_cast<uint8_t>(bytes[i + 1]);
+    if (static_cast<uint8_t>(bytes[i]) == 0xFF && (marker == 0xC0 || marker == 0xC2)) {
+      // FFCx, length (2), precision (1), height (2), width (2)
+      bytes[i + 5] = static_cast<char>(h >> 8);
+      bytes[i + 6] = static_cast<char>(h & 0xFF);
+      bytes[i + 7] = static_cast<char>(w >> 8);
+      bytes[i + 8] = static_cast<char>(w & 0xFF);
+      return bytes;
+    }
+  }
+  FAIL("no SOF marker in the test JPEG");
+  return bytes;
+}
+
 }  // namespace
 
 TEST_CASE("decode: PNG round trip is exact, grey becomes RGB") {
@@ -141,4 +177,20 @@ TEST_CASE("decode: corrupt, truncated and foreign bytes throw ImageDecodeError")
     garbled[i] = static_cast<char>(garbled[i] ^ 0x5a);
   }
   CHECK_THROWS_AS(decode(garbled), ImageDecodeError);
+}
+
+TEST_CASE("decode: headers claiming huge images are rejected before allocating") {
+  for (const auto& [bytes, what] :
+       {std::pair<std::string, const char*>{header_only_png(60000, 60000), "PNG 60000x60000"},
+        {header_only_png(20000, 20000), "PNG 20000x20000"},
+        {jpeg_claiming(60000, 60000), "JPEG 60000x60000"}}) {
+    INFO(what);
+    const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+    CHECK_THROWS_WITH(read_image_header(data, bytes.size()), Catch::Contains("image too large"));
+    CHECK_THROWS_WITH(decode(bytes),
+                      Catch::Contains("image too large") && Catch::Contains("more than the limit"));
+  }
+  CHECK_THROWS_WITH(decode(header_only_png(100000, 1)), Catch::Contains("bad image size"));
+  // A large but plausible header passes the check (and then fails on the missing data).
+  CHECK_THROWS_WITH(decode(header_only_png(4000, 3000)), !Catch::Contains("too large"));
 }

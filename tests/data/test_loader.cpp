@@ -5,10 +5,15 @@
 #include <torch/torch.h>
 
 #include <fmt/format.h>
+#include <zlib.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "data/loader.h"
@@ -318,4 +323,202 @@ TEST_CASE("loader: a source without any valid sample is an error naming it") {
   // Fewer valid samples than one training batch: the epoch cannot make a batch.
   Loader tiny(data_config(0), options(d.sources, LoaderMode::kTrain, 64));
   CHECK_THROWS_WITH(tiny.next(), Catch::Contains("produced no batch"));
+}
+
+TEST_CASE("loader: a sample whose processing throws is skipped and counted, not fatal") {
+  // A tokenizer that fails on one caption stands in for any per-sample failure.
+  struct FailingTokenizer : ByteTokenizer {
+    std::vector<int64_t> encode(const std::string& text) const override {
+      if (text == "a 3") {
+        throw std::runtime_error("tokenizer exploded on 'a 3'");
+      }
+      return ByteTokenizer::encode(text);
+    }
+  };
+  TempDir dir("throwing");
+  write_valid_shard(dir.file("s.tar"), "a", 6);
+  for (int workers : {0, 2}) {
+    INFO("workers " << workers);
+    auto o = options({dir.file("s.tar")}, LoaderMode::kEval, 4);
+    o.tokenizer = std::make_shared<FailingTokenizer>();
+    o.context_length = 8;
+    Loader l(data_config(workers), o);
+    const auto k = keys(epoch(l));
+    CHECK(k.size() == 5);
+    CHECK(std::find(k.begin(), k.end(), dir.file("s.tar") + ":a_0003") == k.end());
+    CHECK(l.stats().skipped_by_reason == std::map<std::string, int64_t>({{"sample_error", 1}}));
+  }
+}
+
+TEST_CASE("loader: with several ranks, a part with few valid samples is not all bad") {
+  // Shard "few": 1 valid sample, 3 corrupt images and 6 keys without an image (which the
+  // per-shard count does not include). Mixed by the shuffle buffer across the repeated passes,
+  // such a part gives long runs of skips although it has a valid sample.
+  TempDir dir("few");
+  std::vector<ShardSample> few;
+  few.push_back({"f_valid", {{".png", pattern_png(8, 8, 1)}, {".txt", "the valid one"}}});
+  for (int i = 0; i < 3; ++i) {
+    few.push_back({fmt::format("f_bad{}", i), {{".jpg", "garbage"}, {".txt", "x"}}});
+  }
+  for (int i = 0; i < 6; ++i) {
+    few.push_back({fmt::format("f_noimage{}", i), {{".txt", "no image"}}});
+  }
+  write_shard(dir.file("few.tar"), few);
+  write_valid_shard(dir.file("good.tar"), "g", 10);
+  const std::vector<std::string> sources = {dir.file("few.tar"), dir.file("good.tar")};
+  for (int64_t shuffle : {0, 64}) {
+    for (int workers : {0, 2}) {
+      for (int rank = 0; rank < 2; ++rank) {
+        INFO("shuffle " << shuffle << ", workers " << workers << ", rank " << rank);
+        auto o = options(sources, LoaderMode::kTrain, 2);
+        o.rank = rank;
+        o.world_size = 2;
+        Loader l(data_config(workers, shuffle), o);
+        for (int e = 0; e < 3; ++e) {
+          std::vector<Batch> batches;
+          REQUIRE_NOTHROW(batches = epoch(l));
+          CHECK(static_cast<int64_t>(batches.size()) == *l.epoch_batches());
+        }
+      }
+    }
+  }
+
+  // A part without any valid sample is an error once a whole pass of it was skipped.
+  std::vector<ShardSample> bad;
+  for (int i = 0; i < 5; ++i) {
+    bad.push_back({fmt::format("z{}", i), {{".jpg", "garbage"}, {".txt", "x"}}});
+  }
+  bad.push_back({"z_noimage", {{".txt", "no image"}}});
+  write_shard(dir.file("bad.tar"), bad);
+  for (int64_t shuffle : {0, 64}) {
+    INFO("shuffle " << shuffle);
+    int failed = 0;
+    for (int rank = 0; rank < 2; ++rank) {
+      auto o = options({dir.file("bad.tar"), dir.file("good.tar")}, LoaderMode::kTrain, 2);
+      o.rank = rank;
+      o.world_size = 2;
+      Loader l(data_config(0, shuffle), o);
+      try {
+        epoch(l);
+      } catch (const duet::Error& e) {
+        ++failed;
+        CHECK_THAT(e.what(),
+                   Catch::Contains(fmt::format("rank {} of 2 found no valid sample", rank)) &&
+                       Catch::Contains("6 samples, all skipped"));
+      }
+    }
+    CHECK(failed == 1);  // the rank that holds bad.tar in the first epoch
+  }
+}
+
+TEST_CASE("loader: in evaluation, a rank's part may hold only bad samples of a source") {
+  // Two shards for three ranks: split by sample. Rank 1 gets sample 1 of "mixed" (the bad one)
+  // and valid samples of "good"; the source has a valid sample on rank 0.
+  TempDir dir("evalparts");
+  write_shard(dir.file("mixed.tar"),
+              {{"m_valid", {{".png", pattern_png(8, 8, 1)}, {".txt", "fine"}}},
+               {"m_bad", {{".jpg", "garbage"}, {".txt", "broken"}}}});
+  write_valid_shard(dir.file("good.tar"), "g", 6);
+  std::set<std::string> seen;
+  for (int rank = 0; rank < 3; ++rank) {
+    INFO("rank " << rank);
+    auto o = options({dir.file("mixed.tar"), dir.file("good.tar")}, LoaderMode::kEval, 4);
+    o.rank = rank;
+    o.world_size = 3;
+    Loader l(data_config(0), o);
+    std::vector<Batch> batches;
+    REQUIRE_NOTHROW(batches = epoch(l));
+    const auto k = keys(batches);
+    seen.insert(k.begin(), k.end());
+  }
+  CHECK(seen.size() == 7);
+  CHECK(seen.count(dir.file("mixed.tar") + ":m_valid") == 1);
+}
+
+namespace {
+
+// Gzips `from` into `to` (a .tar.gz shard, as `tar czf` would write it).
+void gzip_file(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  gzFile out = gzopen(to.c_str(), "wb");
+  REQUIRE(out != nullptr);
+  REQUIRE(gzwrite(out, bytes.data(), static_cast<unsigned>(bytes.size())) ==
+          static_cast<int>(bytes.size()));
+  gzclose(out);
+}
+
+}  // namespace
+
+TEST_CASE("loader: gzip-compressed shards read like plain ones") {
+  TempDir dir("gz");
+  write_valid_shard(dir.file("s.tar"), "k", 7);
+  gzip_file(dir.file("s.tar"), dir.file("s.tar.gz"));
+  gzip_file(dir.file("s.tar"), dir.file("s.tgz"));
+  Loader plain(data_config(0), options({dir.file("s.tar")}, LoaderMode::kEval, 4));
+  const auto expected = epoch(plain);
+  for (const char* name : {"s.tar.gz", "s.tgz"}) {
+    INFO(name);
+    Loader l(data_config(2), options({dir.file(name)}, LoaderMode::kEval, 4));
+    const auto got = epoch(l);
+    REQUIRE(got.size() == expected.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      CHECK(got[i].captions == expected[i].captions);
+      CHECK(torch::equal(got[i].images, expected[i].images));
+    }
+    CHECK(l.stats().samples == 7);
+    CHECK(l.stats().skipped == 0);
+  }
+}
+
+TEST_CASE("loader: several sources of different kinds are mixed into one shuffled pool") {
+  // A tar pattern, a comma CSV (with a byte order mark and quoted captions) and a directory of
+  // gzipped shards: every sample of each is read once per epoch, and training batches mix them.
+  TempDir dir("mix");
+  write_valid_shard(dir.file("a0.tar"), "a", 12);
+  write_valid_shard(dir.file("a1.tar"), "a1", 12);
+  std::string csv =
+      "\xEF\xBB\xBF"
+      "filepath,title\n";
+  std::filesystem::create_directories(dir.path() / "img");
+  for (int i = 0; i < 24; ++i) {
+    write_file(dir.file(fmt::format("img/b{}.png", i)), pattern_png(16, 18, 60 + i));
+    csv += fmt::format("img/b{}.png,\"b {}, from the CSV\"\n", i, i);
+  }
+  write_file(dir.file("b.csv"), csv);
+  std::filesystem::create_directories(dir.path() / "c");
+  write_valid_shard(dir.file("c.tar"), "c", 24);
+  gzip_file(dir.file("c.tar"), dir.file("c/000.tar.gz"));
+  const std::vector<std::string> sources = {dir.file("a{0..1}.tar"), dir.file("b.csv"),
+                                            dir.file("c")};
+  auto comma = data_config(2, 32);
+  comma.csv_separator = ",";
+
+  Loader eval(comma, options(sources, LoaderMode::kEval, 16));
+  const auto in_order = keys(epoch(eval));
+  REQUIRE(in_order.size() == 72);
+  CHECK(in_order[0] == dir.file("a0.tar") + ":a_0000");
+  CHECK(in_order[24] == dir.file("b.csv") + ":2");
+  CHECK(in_order[71] == dir.file("c/000.tar.gz") + ":c_0023");
+
+  Loader train(comma, options(sources, LoaderMode::kTrain, 8));
+  const auto batches = epoch(train);
+  REQUIRE(batches.size() == 9);
+  const auto shuffled = keys(batches);
+  CHECK(std::set<std::string>(shuffled.begin(), shuffled.end()) ==
+        std::set<std::string>(in_order.begin(), in_order.end()));
+  CHECK(shuffled != in_order);
+  int mixed_batches = 0;
+  for (const auto& b : batches) {
+    std::set<char> kinds;  // 'a', 'b' or 'c', from the caption
+    for (const auto& caption : b.captions) {
+      kinds.insert(caption[0]);
+    }
+    mixed_batches += kinds.size() > 1;
+  }
+  CHECK(mixed_batches >= 5);
+  CHECK(std::count_if(shuffled.begin(), shuffled.end(), [](const std::string& k) {
+          return k.find("b.csv:") != std::string::npos;
+        }) == 24);
+  CHECK(batches[0].captions.size() == 8);
 }

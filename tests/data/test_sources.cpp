@@ -71,6 +71,40 @@ TEST_CASE("csv: missing columns and files are errors naming them") {
   CHECK_THROWS_WITH(read_csv_source(dir.file("c.csv"), o), Catch::Contains("one character"));
 }
 
+TEST_CASE("csv: a UTF-8 byte order mark does not hide the first column") {
+  TempDir dir("csv_bom");
+  write_file(dir.file("bom.csv"),
+             "\xEF\xBB\xBF"
+             "filepath,title\r\nimg.png,a caf\xC3\xA9\r\n");
+  CsvOptions o;
+  o.separator = ",";
+  const auto rows = read_csv_source(dir.file("bom.csv"), o);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].image_path == dir.file("img.png"));
+  CHECK(rows[0].caption == "a caf\xC3\xA9");
+  CHECK(rows[0].line == 2);
+  // Only a leading mark is dropped; one inside a field stays.
+  write_file(dir.file("mid.csv"), "filepath,title\nimg.png,\xEF\xBB\xBFx\n");
+  CHECK(read_csv_source(dir.file("mid.csv"), o)[0].caption == "\xEF\xBB\xBFx");
+}
+
+TEST_CASE("csv: empty files and directories are errors that say so") {
+  TempDir dir("csv_empty");
+  write_file(dir.file("empty.csv"), "");
+  CHECK_THROWS_WITH(read_csv_source(dir.file("empty.csv"), CsvOptions{}),
+                    Catch::Contains("empty.csv") && Catch::Contains("is an empty file"));
+  write_file(dir.file("blank.csv"), "\n\n");
+  CHECK_THROWS_WITH(read_csv_source(dir.file("blank.csv"), CsvOptions{}),
+                    Catch::Contains("blank.csv") && Catch::Contains("no header row"));
+  std::filesystem::create_directories(dir.path() / "dir.csv");
+  CHECK_THROWS_WITH(read_csv_source(dir.file("dir.csv"), CsvOptions{}),
+                    Catch::Contains("dir.csv") && Catch::Contains("is a directory"));
+  CHECK_THROWS_WITH(resolve_sources({dir.file("dir.csv")}, CsvOptions{}),
+                    Catch::Contains("dir.csv") && Catch::Contains("is a directory, not a CSV"));
+  CHECK_THROWS_WITH(resolve_sources({dir.file("empty.csv")}, CsvOptions{}),
+                    Catch::Contains("is an empty file"));
+}
+
 TEST_CASE("webdataset: member names split into key and extension") {
   CHECK(split_member_name("dir/a.b.JPG") ==
         std::make_pair(std::string("dir/a"), std::string("b.jpg")));
