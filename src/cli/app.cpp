@@ -62,6 +62,7 @@ int run(int argc, char** argv) {
   add_plot_command(app, registry);
   add_data_command(app, registry);
   add_train_command(app, registry);
+  add_export_command(app, registry);
   add_bench_command(app, registry);
 
   try {

@@ -30,6 +30,7 @@ void add_plot_command(CLI::App& root, Registry& registry);
 void add_data_command(CLI::App& root, Registry& registry);
 void add_bench_command(CLI::App& root, Registry& registry);
 void add_train_command(CLI::App& root, Registry& registry);
+void add_export_command(CLI::App& root, Registry& registry);  // export, embed, retrieve
 
 // Runs `duet` with these arguments; returns the process exit code.
 int run(int argc, char** argv);
