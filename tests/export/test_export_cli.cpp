@@ -13,6 +13,7 @@
 #include "common/test_util.h"
 #include "data/image_encode.h"
 #include "export/npy.h"
+#include "export/safetensors.h"
 
 namespace duet::export_ {
 namespace {
@@ -207,6 +208,71 @@ TEST_CASE("embed, export and re-import, retrieve", "[export][cli]") {
   auto no_ids = run_duet({"retrieve", "-c", config, "--embeddings", dir / "img.npy", "-q", "x"});
   CHECK(no_ids.exit_code == 1);
   CHECK_THAT(no_ids.err, Catch::Contains("img.ids.txt"));
+}
+
+TEST_CASE("duet train fine-tunes from an export with the image tower locked (LiT)",
+          "[export][cli][lit]") {
+  if (!fs::exists(kBpe)) {
+    return;
+  }
+  test::TempDir dir;
+  const std::string config = write_config(dir);
+  const std::string images = write_images(dir);
+  REQUIRE(run_duet({"export", "-c", config, "--set", "train.seed=21", "--format", "hf", "--out",
+                    dir / "init"})
+              .exit_code == 0);
+  auto train = run_duet({"train",
+                         "-c",
+                         config,
+                         "--set",
+                         "model.init_from=" + (dir / "init"),
+                         "--set",
+                         "model.lock_image=true",
+                         "--set",
+                         "data.train=[" + images + "]",
+                         "--set",
+                         "data.workers=0",
+                         "--set",
+                         "train.steps=2",
+                         "--set",
+                         "train.batch_size=3",
+                         "--set",
+                         "train.output_dir=" + (dir / "runs"),
+                         "--set",
+                         "train.run_name=lit",
+                         "--set",
+                         "logging.tensorboard=false",
+                         "--set",
+                         "optim.lr=0.01"});
+  INFO(train.out << train.err);
+  REQUIRE(train.exit_code == 0);
+  CHECK_THAT(train.err, Catch::Contains("initialised from the transformers CLIPModel") &&
+                            Catch::Contains("image tower frozen"));
+  const std::string checkpoint = dir / "runs/lit/checkpoints/step-00000002";
+  REQUIRE(run_duet({"export", "--checkpoint", checkpoint, "--format", "safetensors", "--out",
+                    dir / "after.safetensors"})
+              .exit_code == 0);
+  REQUIRE(run_duet({"export", "-c", config, "--checkpoint", dir / "init", "--format", "safetensors",
+                    "--out", dir / "before.safetensors"})
+              .exit_code == 0);
+  const SafetensorsFile before(dir / "before.safetensors");
+  const SafetensorsFile after(dir / "after.safetensors");
+  int64_t image_tensors = 0;
+  int64_t text_changed = 0;
+  for (const auto& entry : before.tensors()) {
+    INFO(entry.name);
+    const TensorEntry* trained = after.find(entry.name);
+    REQUIRE(trained != nullptr);
+    const bool same = before.data(entry) == after.data(*trained);
+    if (entry.name.rfind("visual.", 0) == 0) {
+      CHECK(same);  // frozen: bit-identical to the initialisation
+      ++image_tensors;
+    } else if (!same) {
+      ++text_changed;
+    }
+  }
+  CHECK(image_tensors > 10);
+  CHECK(text_changed > 10);
 }
 
 }  // namespace
