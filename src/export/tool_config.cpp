@@ -6,7 +6,9 @@
 #include <cstdint>
 
 #include "common/error.h"
+#include "export/sentencepiece_json.h"
 #include "text/clip_bpe.h"
+#include "text/sentencepiece_tokenizer.h"
 
 namespace duet::export_ {
 namespace {
@@ -106,16 +108,67 @@ nlohmann::json hf_preprocessor_config(const config::Config& config) {
           {"image_std", config.data.stddev}};
 }
 
+namespace {
+
+// tokenizer.json + PreTrainedTokenizerFast config for a SentencePiece model.
+std::map<std::string, std::string> sentencepiece_files(const text::SentencePieceTokenizer& sp,
+                                                       const config::Config& config,
+                                                       std::string& why_not) {
+  std::map<std::string, std::string> files;
+  const text::TokenizerInfo info = sp.info();
+  const SentencePieceModel model = parse_sentencepiece_model(sp.serialized_model());
+  const std::string json = sentencepiece_tokenizer_json(model, info, why_not);
+  if (json.empty()) {
+    return files;
+  }
+  auto piece = [&](int64_t id) -> nlohmann::ordered_json {
+    if (id < 0 || id >= static_cast<int64_t>(model.pieces.size())) {
+      return nullptr;
+    }
+    return model.pieces[static_cast<size_t>(id)].piece;
+  };
+  // The pad piece must be a special one, or transformers would split it out of texts; duet's
+  // own models pad with <pad> (id 0). Otherwise pad with EOT (padding after EOT only matters
+  // to a bidirectional tower, which then sees different ids: noted in docs/export.md).
+  const int pad_type = model.pieces.at(static_cast<size_t>(info.pad_id)).type;
+  const bool pad_special = pad_type == 2 || pad_type == 3;
+  const nlohmann::ordered_json pad = pad_special ? piece(info.pad_id) : piece(info.eot_id);
+  // SigLIP-style towers train with the padding visible: no attention mask for them.
+  const nlohmann::ordered_json inputs = config.model.text.causal
+                                            ? nlohmann::ordered_json{"input_ids", "attention_mask"}
+                                            : nlohmann::ordered_json{"input_ids"};
+  const nlohmann::ordered_json special = {{"bos_token", piece(info.sot_id)},
+                                          {"eos_token", piece(info.eot_id)},
+                                          {"unk_token", piece(info.unk_id)},
+                                          {"pad_token", pad}};
+  nlohmann::ordered_json tokenizer_config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                                             {"model_max_length", config.model.text.context_length},
+                                             {"bos_token", piece(info.sot_id)},
+                                             {"eos_token", piece(info.eot_id)},
+                                             {"unk_token", piece(info.unk_id)},
+                                             {"pad_token", pad},
+                                             {"padding_side", "right"},
+                                             {"clean_up_tokenization_spaces", false},
+                                             {"model_input_names", inputs}};
+  files["tokenizer.json"] = json;
+  files["tokenizer_config.json"] = tokenizer_config.dump(2) + "\n";
+  files["special_tokens_map.json"] = special.dump(2) + "\n";
+  return files;
+}
+
+}  // namespace
+
 std::map<std::string, std::string> hf_tokenizer_files(const text::Tokenizer& tokenizer,
                                                       const config::Config& config,
                                                       std::string& why_not) {
+  if (const auto* sp = dynamic_cast<const text::SentencePieceTokenizer*>(&tokenizer)) {
+    return sentencepiece_files(*sp, config, why_not);
+  }
   std::map<std::string, std::string> files;
   const auto* bpe = dynamic_cast<const text::ClipBpeTokenizer*>(&tokenizer);
   if (bpe == nullptr) {
-    why_not = fmt::format(
-        "tokenizer.type '{}' has no transformers tokenizer that reproduces duet's ids; the "
-        "directory has no tokenizer files (tokenize with duet, see docs/export.md)",
-        config.tokenizer.type);
+    why_not = fmt::format("tokenizer.type '{}' has no transformers tokenizer files",
+                          config.tokenizer.type);
     return files;
   }
   const text::TokenizerInfo info = bpe->info();

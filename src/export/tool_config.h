@@ -25,8 +25,9 @@ nlohmann::json hf_preprocessor_config(const config::Config& config);
 // The tokenizer files transformers' tokenizer classes load, by file name, for the configured
 // tokenizer: for CLIP BPE a CLIPTokenizer's vocab.json, merges.txt, tokenizer_config.json and
 // special_tokens_map.json that give duet's ids up to the padding after EOT (transformers pads
-// with <|endoftext|>, duet with 0; the embeddings do not depend on it). Empty with `why_not` set
-// when the tokenizer has no such files (SentencePiece, see docs/export.md).
+// with <|endoftext|>, duet with 0; the embeddings do not depend on it); for SentencePiece a
+// tokenizer.json (sentencepiece_json.h) with a PreTrainedTokenizerFast tokenizer_config.json and
+// special_tokens_map.json. Empty with `why_not` set when the tokenizer cannot be expressed.
 std::map<std::string, std::string> hf_tokenizer_files(const text::Tokenizer& tokenizer,
                                                       const config::Config& config,
                                                       std::string& why_not);

@@ -9,7 +9,7 @@ L2-normalised embeddings within 1e-4 on the same inputs:
 
   hf_clip      transformers CLIPModel + CLIPProcessor (tokenizer ids, preprocessing, embeddings);
                and the import direction: a CLIPModel saved by transformers, read by duet
-  hf_siglip    transformers SiglipModel (SentencePiece tokenizer: ids come from duet) and import
+  hf_siglip    transformers SiglipModel + AutoProcessor (SentencePiece tokenizer.json ids) and import
   open_clip    OpenCLIP's local-dir loader and tokenizer; OpenAI's build_model (OpenCLIP's copy)
   safetensors  the safetensors package reads duet's files; duet reads the package's files
 
@@ -210,7 +210,7 @@ train: {{device: cpu, seed: 7}}
 def check_hf_siglip(duet, work, bpe, report):
     need("transformers", "torch", "numpy", "PIL")
     import torch
-    from transformers import SiglipModel, CLIPImageProcessor
+    from transformers import AutoProcessor, SiglipModel
     captions = os.path.join(work, "captions.txt")
     words = "cat dog bird fish tree house car boat red green blue small large photo of a the".split()
     import random
@@ -234,9 +234,8 @@ tokenizer: {{type: sentencepiece, path: "{sp}"}}
 train: {{device: cpu, seed: 8}}
 """)
     out = os.path.join(work, "hf")
-    result = duet.run("export", "-c", config, "--format", "hf", "--out", out)
-    report.equal("the export says why it wrote no tokenizer files",
-                 "no transformers tokenizer" in result.stderr, True)
+    duet.run("export", "-c", config, "--format", "hf", "--out", out)
+    check_sentencepiece_ids(duet, work, config, out, report, "unigram")
     model, problems = load_strict(SiglipModel, out)
     report.equal("SiglipModel loads every key, nothing left over", problems, {})
 
@@ -251,7 +250,10 @@ train: {{device: cpu, seed: 8}}
     csv, paths = write_images(work, 32)
     duet_image, _ = duet.embed(config, "--images", csv)
     from PIL import Image
-    processor = CLIPImageProcessor.from_pretrained(out)
+    processor = AutoProcessor.from_pretrained(out)  # SiglipProcessor: tokenizer + images
+    report.equal("AutoProcessor gives duet's ids",
+                 processor(text=TEXTS, padding="max_length", max_length=16,
+                           truncation=True)["input_ids"], duet_ids)
     pixels = processor(images=[Image.open(p).convert("RGB") for p in paths],
                        return_tensors="pt")["pixel_values"]
     with torch.no_grad():
@@ -277,6 +279,44 @@ train: {{device: cpu, seed: 8}}
                  ref_text)
     report.close("import: image embeddings of a transformers-saved SiglipModel", imported_image,
                  ref_image)
+
+    # Larger vocabularies (multi-character pieces), unigram and BPE; the BPE tokenizer.json
+    # ranks merges by piece score.
+    vocabulary = ("photo picture image drawing sketch painting of a an the one two three small "
+                  "large big tiny red green blue yellow black white cat dog bird fish horse car "
+                  "truck boat plane train shirt trouser pullover dress coat sandal sneaker bag "
+                  "ankle boot on in with near under street beach forest city, - ! ? 1 2 3 42 "
+                  "Photo Dog CITY").split()
+    rich = os.path.join(work, "rich.txt")
+    open(rich, "w").write("\n".join(" ".join(rnd.choice(vocabulary) for _ in range(rnd.randint(2, 9)))
+                                    for _ in range(3000)) + "\n")
+    for kind in ("unigram", "bpe"):
+        model_file = duet.run("tokenizer", "train", "--input", rich, "--vocab-size", "90",
+                              "--model-type", kind, "--out",
+                              os.path.join(work, f"sp-{kind}")).stdout.strip()
+        kind_config = write_config(
+            os.path.join(work, f"siglip-{kind}.yaml"),
+            open(config).read().replace(sp, model_file).replace("vocab_size: 40", "vocab_size: 90"))
+        kind_out = os.path.join(work, f"hf-{kind}")
+        duet.run("export", "-c", kind_config, "--format", "hf", "--out", kind_out)
+        check_sentencepiece_ids(duet, work, kind_config, kind_out, report, f"{kind}, 90 pieces")
+
+
+SP_TEXTS = TEXTS + ["  leading and trailing spaces  ", "several   inner    spaces",
+                    "UPPER Case Photo", "unknown \u2206 symbol \u00e9t\u00e9", "cat\tdog",
+                    "a " * 30, "a photo of a red sneaker, near the beach!", "Ankle-boot 42?",
+                    "\uff21\uff22\uff23 full-width", "caf\u00e9 vs cafe\u0301", "plane  ,  train"]
+
+
+def check_sentencepiece_ids(duet, work, config, out, report, kind):
+    """The exported tokenizer.json gives duet's ids (padding and truncation included)."""
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    duet_ids = duet.tokens(config, SP_TEXTS)
+    enc = tokenizer(SP_TEXTS, padding="max_length", max_length=16, truncation=True)
+    report.equal(f"tokenizer.json ({kind} SentencePiece) gives duet's ids", enc["input_ids"],
+                 duet_ids)
+    report.equal("no attention mask for a bidirectional tower", "attention_mask" in enc, False)
 
 
 def check_open_clip(duet, work, bpe, report):
