@@ -143,6 +143,9 @@ void require_importable(const config::ModelConfig& m, Format format, const std::
 
 void check_hf_config(const nlohmann::json& hf, const config::ModelConfig& m,
                      const std::string& origin) {
+  if (!hf.is_object()) {
+    fail("'{}/config.json' must be a JSON object", origin);
+  }
   const std::string expected = hf_model(m) == HfModel::kSiglip ? "siglip" : "clip";
   if (hf.value("model_type", std::string()) != expected) {
     fail(ErrorKind::kConfig,
@@ -172,6 +175,9 @@ void check_hf_config(const nlohmann::json& hf, const config::ModelConfig& m,
 
 void check_open_clip_config(const nlohmann::json& oc, const config::ModelConfig& m,
                             const std::string& origin) {
+  if (!oc.is_object() || (oc.contains("model_cfg") && !oc["model_cfg"].is_object())) {
+    fail("'{}/open_clip_config.json' must be a JSON object with a model_cfg object", origin);
+  }
   const nlohmann::json cfg = oc.contains("model_cfg") ? oc["model_cfg"] : oc;
   const nlohmann::json text = cfg.value("text_cfg", nlohmann::json::object());
   const nlohmann::json vision = cfg.value("vision_cfg", nlohmann::json::object());
@@ -285,7 +291,11 @@ void load_weights(models::ClipModelImpl& model, const std::string& path) {
       return;
     }
     if (fs::exists(p / "config.json") && fs::exists(p / kHfWeights)) {
-      check_hf_config(read_json(p / "config.json"), model.config(), path);
+      try {
+        check_hf_config(read_json(p / "config.json"), model.config(), path);
+      } catch (const nlohmann::json::exception& e) {
+        fail("'{}/config.json' has a field of the wrong type: {}", path, e.what());
+      }
       require_importable(model.config(), Format::kHf, path);
       const SafetensorsFile file((p / kHfWeights).string());
       import_tensors(model, read_tensors(file), Format::kHf, file.path());
@@ -294,7 +304,11 @@ void load_weights(models::ClipModelImpl& model, const std::string& path) {
       return;
     }
     if (fs::exists(p / kOpenClipConfig) && fs::exists(p / kOpenClipWeights)) {
-      check_open_clip_config(read_json(p / kOpenClipConfig), model.config(), path);
+      try {
+        check_open_clip_config(read_json(p / kOpenClipConfig), model.config(), path);
+      } catch (const nlohmann::json::exception& e) {
+        fail("'{}/{}' has a field of the wrong type: {}", path, kOpenClipConfig, e.what());
+      }
       require_importable(model.config(), Format::kOpenClip, path);
       const SafetensorsFile file((p / kOpenClipWeights).string());
       import_tensors(model, read_tensors(file), Format::kOpenClip, file.path());

@@ -367,6 +367,15 @@ TEST_CASE("load_weights reads duet checkpoints and export directories, and rejec
   CHECK_THAT(error_of([&] { load_weights(*target, dir / "hf"); }),
              Catch::Contains("text_config.hidden_act: the source has \"quick_gelu\", duet's config "
                              "\"gelu\""));
+  test::write_file(dir / "hf/config.json", "[1, 2]");
+  CHECK_THAT(error_of([&] { load_weights(*target, dir / "hf"); }),
+             Catch::Contains("config.json' must be a JSON object"));
+  test::write_file(dir / "hf/config.json", R"({"model_type": 5})");
+  CHECK_THAT(error_of([&] { load_weights(*target, dir / "hf"); }),
+             Catch::Contains("config.json' has a field of the wrong type"));
+  test::write_file(dir / "hf/config.json", "{");
+  CHECK_THAT(error_of([&] { load_weights(*target, dir / "hf"); }),
+             Catch::Contains("is not valid JSON"));
   test::write_file(dir / "hf/config.json", R"({"model_type": "siglip"})");
   CHECK_THAT(error_of([&] { load_weights(*target, dir / "hf"); }),
              Catch::Contains("model_type 'siglip'"));
