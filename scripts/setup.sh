@@ -85,6 +85,11 @@ if [[ $TEST_DEPS -eq 1 ]]; then
   if ! "$VENV/bin/python" -c 'import PIL, torchvision' 2>/dev/null; then
     "$VENV/bin/pip" install -q --disable-pip-version-check pillow "torchvision==0.26.0"
   fi
+  # transformers, OpenCLIP and safetensors load duet's exports in the export oracles
+  # (tests/export/oracle.py); they run offline on random weights.
+  if ! "$VENV/bin/python" -c 'import transformers, open_clip, safetensors' 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check transformers safetensors open_clip_torch
+  fi
 fi
 TORCH_PREFIX="$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 

@@ -32,6 +32,7 @@ void add_plot_command(CLI::App& root, Registry& registry);
 void add_data_command(CLI::App& root, Registry& registry);
 void add_bench_command(CLI::App& root, Registry& registry);
 void add_train_command(CLI::App& root, Registry& registry);
+void add_export_command(CLI::App& root, Registry& registry);  // export, embed, retrieve
 
 // config::load, then the config's logging.level applies (unless --log-level was given).
 // Commands load their config through this.

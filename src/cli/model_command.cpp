@@ -34,7 +34,11 @@ nlohmann::json summary_json(const config::ModelConfig& m, const models::ModelSum
   nlohmann::json vision = {{"image_size", v.image_size},
                            {"patch_size", v.patch_size},
                            {"grid", grid},
-                           {"tokens", 1 + grid * grid},
+                           {"tokens", (v.class_token ? 1 : 0) + grid * grid},
+                           {"class_token", v.class_token},
+                           {"patch_bias", v.patch_bias},
+                           {"ln_pre", v.ln_pre},
+                           {"proj", v.proj},
                            {"width", v.width},
                            {"layers", v.layers},
                            {"heads", v.heads},
@@ -54,6 +58,7 @@ nlohmann::json summary_json(const config::ModelConfig& m, const models::ModelSum
                          {"act", t.act},
                          {"causal", t.causal},
                          {"pool", t.pool},
+                         {"proj_bias", t.proj_bias},
                          {"ls_init", t.ls_init},
                          {"grad_checkpointing", t.grad_checkpointing},
                          {"params", s.parameters.text}};
@@ -84,16 +89,18 @@ std::string summary_text(const config::ModelConfig& m, const models::ModelSummar
   out += fmt::format(
       "image tower: {0} px, patch {1} ({2}x{2} grid, {3} tokens), width {4}, {5} layers, "
       "{6} heads, mlp {7} ({8}), pool {9}, patch_dropout {10}, layer scale {11}, "
-      "grad checkpointing {12}\n",
-      v.image_size, v.patch_size, grid, 1 + grid * grid, v.width, v.layers, v.heads,
-      s.vision_mlp_width, v.act, v.pool, v.patch_dropout,
-      v.ls_init > 0.0 ? fmt::format("{}", v.ls_init) : "off", on_off(v.grad_checkpointing));
+      "grad checkpointing {12}\n  layout: class token {13}, patch bias {14}, ln_pre {15}, "
+      "proj {16}\n",
+      v.image_size, v.patch_size, grid, (v.class_token ? 1 : 0) + grid * grid, v.width, v.layers,
+      v.heads, s.vision_mlp_width, v.act, v.pool, v.patch_dropout,
+      v.ls_init > 0.0 ? fmt::format("{}", v.ls_init) : "off", on_off(v.grad_checkpointing),
+      on_off(v.class_token), on_off(v.patch_bias), on_off(v.ln_pre), on_off(v.proj));
   out += fmt::format("  parameters: {}\n", with_commas(s.parameters.image));
   out += fmt::format(
       "text tower: context {}, vocab {}, width {}, {} layers, {} heads, mlp {} ({}), {}, pool {}, "
-      "layer scale {}, grad checkpointing {}\n",
+      "proj bias {}, layer scale {}, grad checkpointing {}\n",
       t.context_length, t.vocab_size, t.width, t.layers, t.heads, s.text_mlp_width, t.act,
-      t.causal ? "causal" : "bidirectional", t.pool,
+      t.causal ? "causal" : "bidirectional", t.pool, on_off(t.proj_bias),
       t.ls_init > 0.0 ? fmt::format("{}", t.ls_init) : "off", on_off(t.grad_checkpointing));
   out += fmt::format("  parameters: {}\n", with_commas(s.parameters.text));
   out += fmt::format("logit_scale: init {:.6g} (temperature {:.4g})", m.init_logit_scale,

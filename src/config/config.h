@@ -19,6 +19,10 @@ struct VisionConfig {
   double mlp_ratio = 4.0;
   std::string act = "gelu";
   std::string pool = "class";
+  bool class_token = true;
+  bool patch_bias = false;
+  bool ln_pre = true;
+  bool proj = true;
   double patch_dropout = 0.0;
   double ls_init = 0.0;
   bool grad_checkpointing = false;
@@ -32,11 +36,21 @@ struct VisionConfig {
     v.field("layers", layers, "Number of residual attention blocks.", positive());
     v.field("heads", heads, "Attention heads per block; must divide width.", positive());
     v.field("mlp_ratio", mlp_ratio, "MLP hidden size as a multiple of width.", positive());
-    v.field("act", act, "MLP activation.", one_of({"gelu", "quick_gelu"}));
+    v.field("act", act, "MLP activation (gelu_tanh: GELU's tanh approximation, SigLIP's).",
+            one_of({"gelu", "gelu_tanh", "quick_gelu"}));
     v.field("pool", pool,
             "Pooling: class token (CLIP), mean of patch tokens, or attention pooling with a "
             "learned probe (SigLIP).",
             one_of({"class", "mean", "attention"}));
+    v.field("class_token", class_token,
+            "Prepend a learned class token (CLIP). Off, as in SigLIP and transformers' "
+            "SiglipModel, only patch tokens exist and pool must be mean or attention.");
+    v.field("patch_bias", patch_bias,
+            "Bias on the patch-embedding convolution (SigLIP has one, CLIP none).");
+    v.field("ln_pre", ln_pre, "LayerNorm before the first block (CLIP); SigLIP has none.");
+    v.field("proj", proj,
+            "Linear projection (no bias) from the pooled width to model.embed_dim. Off, as in "
+            "SigLIP, the pooled token is the embedding and width must equal model.embed_dim.");
     v.field("patch_dropout", patch_dropout,
             "Fraction of patch tokens dropped during training (class token kept); 0 disables.",
             from_below(0.0, 1.0));
@@ -56,6 +70,7 @@ struct TextConfig {
   std::string act = "gelu";
   bool causal = true;
   std::string pool = "eot";
+  bool proj_bias = false;
   double ls_init = 0.0;
   bool grad_checkpointing = false;
 
@@ -69,11 +84,14 @@ struct TextConfig {
     v.field("layers", layers, "Number of residual attention blocks.", positive());
     v.field("heads", heads, "Attention heads per block; must divide width.", positive());
     v.field("mlp_ratio", mlp_ratio, "MLP hidden size as a multiple of width.", positive());
-    v.field("act", act, "MLP activation.", one_of({"gelu", "quick_gelu"}));
+    v.field("act", act, "MLP activation (gelu_tanh: GELU's tanh approximation, SigLIP's).",
+            one_of({"gelu", "gelu_tanh", "quick_gelu"}));
     v.field("causal", causal, "Causal attention mask (CLIP) or bidirectional (SigLIP).");
     v.field("pool", pool,
             "Pooled token: the end-of-text token (CLIP) or the last position (SigLIP).",
             one_of({"eot", "last"}));
+    v.field("proj_bias", proj_bias,
+            "Bias on the projection to model.embed_dim (SigLIP's text head has one, CLIP none).");
     v.field("ls_init", ls_init, "LayerScale initial value; 0 disables LayerScale.", at_least(0.0));
     v.field("grad_checkpointing", grad_checkpointing,
             "Recompute block activations in backward to save memory.");
@@ -87,6 +105,8 @@ struct ModelConfig {
   double init_logit_scale = 2.6592600369327779;  // ln(1 / 0.07)
   bool logit_bias = false;
   double init_logit_bias = -10.0;
+  std::string init_from;
+  bool lock_image = false;
   VisionConfig vision;
   TextConfig text;
 
@@ -103,6 +123,13 @@ struct ModelConfig {
             "Initial log temperature: ln(1/0.07) for CLIP, ln(10) for SigLIP.");
     v.field("logit_bias", logit_bias, "Learnable logit bias (SigLIP).");
     v.field("init_logit_bias", init_logit_bias, "Initial logit bias when logit_bias is on.");
+    v.field("init_from", init_from,
+            "Initial weights: a duet checkpoint directory, a transformers CLIPModel/SiglipModel "
+            "directory, an OpenCLIP export (directory or .safetensors) or a duet .safetensors "
+            "file; empty keeps the random init. Every key must match (docs/export.md).");
+    v.field("lock_image", lock_image,
+            "Freeze the image tower (LiT): its parameters get no gradients and no optimiser "
+            "state.");
     v.section("vision", vision, "Image tower (Vision Transformer).");
     v.section("text", text, "Text tower (Transformer).");
   }

@@ -622,6 +622,17 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
             "model.vision.image_size ({}) must be divisible by model.vision.patch_size ({})",
             vision.image_size, vision.patch_size));
   }
+  if (vision.pool == "class" && !vision.class_token) {
+    add("model.vision.pool",
+        "model.vision.pool 'class' needs model.vision.class_token: true; use mean or attention "
+        "pooling without a class token");
+  }
+  if (!vision.proj && vision.width != c.model.embed_dim) {
+    add("model.vision.proj",
+        fmt::format("model.vision.proj: false needs model.vision.width ({}) to equal "
+                    "model.embed_dim ({}): the pooled token is the embedding",
+                    vision.width, c.model.embed_dim));
+  }
   if (c.model.init_logit_scale < 0.0 || c.model.init_logit_scale > c.optim.logit_scale_max) {
     add("model.init_logit_scale",
         fmt::format("model.init_logit_scale ({}) must lie in [0, optim.logit_scale_max ({})]",

@@ -23,6 +23,9 @@ ClipModelImpl::ClipModelImpl(const config::ModelConfig& config,
   register_module("transformer", text_tower->transformer);
   register_module("ln_final", text_tower->ln_final);
   register_parameter("text_projection", text_tower->text_projection);
+  if (text_tower->text_projection_bias.defined()) {
+    register_parameter("text_projection_bias", text_tower->text_projection_bias);
+  }
   logit_scale = register_parameter("logit_scale", torch::full({}, config.init_logit_scale));
   if (config.logit_bias) {
     logit_bias = register_parameter("logit_bias", torch::full({}, config.init_logit_bias));

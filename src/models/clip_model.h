@@ -3,7 +3,8 @@
 // to OpenAI/OpenCLIP is the identity and to Hugging Face a key map:
 //   visual.*                    the image tower (vision_transformer.h)
 //   token_embedding.weight, positional_embedding, transformer.resblocks.N.*, ln_final.*,
-//   text_projection             the text tower's parts, at the top level (text_transformer.h)
+//   text_projection[, text_projection_bias]
+//                               the text tower's parts, at the top level (text_transformer.h)
 //   logit_scale []              log of the inverse temperature
 //   logit_bias []               SigLIP only (model.logit_bias)
 // Both encoders return L2-normalised [B, E] embeddings; the losses apply exp(logit_scale) and

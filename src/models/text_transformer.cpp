@@ -61,6 +61,9 @@ TextTransformerImpl::TextTransformerImpl(const config::TextConfig& config,
   transformer = register_module("transformer", Transformer(options));
   ln_final = register_module("ln_final", make_layer_norm(width_));
   text_projection = register_parameter("text_projection", torch::empty({width_, embed_dim}));
+  if (config.proj_bias) {
+    text_projection_bias = register_parameter("text_projection_bias", torch::zeros({embed_dim}));
+  }
   init_parameters();
 }
 
@@ -116,8 +119,9 @@ torch::Tensor TextTransformerImpl::forward(const torch::Tensor& tokens) {
   x = transformer(x, causal_);
   x = ln_final(x);
   torch::Tensor rows = torch::arange(tokens.size(0), tokens.options());
-  torch::Tensor pooled = x.index({rows, pool_index(tokens)});  // [B, W]
-  return torch::matmul(pooled, text_projection);               // [B, E]
+  torch::Tensor pooled = x.index({rows, pool_index(tokens)});        // [B, W]
+  torch::Tensor projected = torch::matmul(pooled, text_projection);  // [B, E]
+  return text_projection_bias.defined() ? projected + text_projection_bias : projected;
 }
 
 }  // namespace duet::models

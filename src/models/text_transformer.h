@@ -5,7 +5,8 @@
 //   positional_embedding [L, W]
 //   transformer.resblocks.N.*   see transformer.h
 //   ln_final.{weight, bias}
-//   text_projection [W, E]      pooled @ text_projection; no bias
+//   text_projection [W, E]      pooled @ text_projection
+//   text_projection_bias [E]    added after it, only with proj_bias (SigLIP's text head)
 // Pooling takes the token at the first end-of-text id of each row (CLIP; with OpenAI's vocab
 // the EOT id is the largest, so this equals OpenAI's argmax) or at the last position (SigLIP,
 // whose tokenizer pads to the full context). Padding is never masked: under the causal mask the
@@ -53,7 +54,8 @@ class TextTransformerImpl : public torch::nn::Module {
   torch::Tensor positional_embedding;  // [L, W]
   Transformer transformer{nullptr};
   torch::nn::LayerNorm ln_final{nullptr};
-  torch::Tensor text_projection;  // [W, E]
+  torch::Tensor text_projection;       // [W, E]
+  torch::Tensor text_projection_bias;  // [E]; undefined without proj_bias
 
  private:
   void init_parameters();

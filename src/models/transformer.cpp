@@ -23,7 +23,10 @@ Activation parse_activation(const std::string& name, const std::string& key) {
   if (name == "quick_gelu") {
     return Activation::kQuickGelu;
   }
-  fail(ErrorKind::kConfig, "{}: expected gelu or quick_gelu, got '{}'", key, name);
+  if (name == "gelu_tanh") {
+    return Activation::kGeluTanh;
+  }
+  fail(ErrorKind::kConfig, "{}: expected gelu, gelu_tanh or quick_gelu, got '{}'", key, name);
 }
 
 InitStd init_std(int64_t width, int64_t layers) {
@@ -43,7 +46,17 @@ MlpImpl::MlpImpl(int64_t width, int64_t hidden, Activation activation) : activat
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = c_fc(x);  // [..., hidden]
-  h = activation_ == Activation::kQuickGelu ? h * torch::sigmoid(1.702 * h) : torch::gelu(h);
+  switch (activation_) {
+    case Activation::kGelu:
+      h = torch::gelu(h);
+      break;
+    case Activation::kGeluTanh:
+      h = torch::gelu(h, "tanh");
+      break;
+    case Activation::kQuickGelu:
+      h = h * torch::sigmoid(1.702 * h);
+      break;
+  }
   return c_proj(h);
 }
 

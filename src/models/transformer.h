@@ -24,10 +24,12 @@ namespace duet::models {
 
 enum class Activation {
   kGelu,       // exact (erf) GELU, as torch.nn.GELU
+  kGeluTanh,   // GELU's tanh approximation, as big_vision's SigLIP (HF "gelu_pytorch_tanh")
   kQuickGelu,  // x * sigmoid(1.702 x), OpenAI CLIP's
 };
 
-// "gelu" or "quick_gelu" (config values); anything else is a config Error naming `key`.
+// "gelu", "gelu_tanh" or "quick_gelu" (config values); anything else is a config Error naming
+// `key`.
 Activation parse_activation(const std::string& name, const std::string& key);
 
 // What one tower's Transformer is made of (from model.vision.* or model.text.*).

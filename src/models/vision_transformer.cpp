@@ -1,6 +1,7 @@
 // The image tower (see vision_transformer.h for names and pooling). Token layout in every
-// activation: index 0 is the class token, 1..T the patch tokens in row-major grid order (until
-// patch dropout keeps a random subset of them, training only).
+// activation: with a class token, index 0 is the class token and 1..T the patch tokens in
+// row-major grid order; without one, 0..T-1 are the patch tokens (patch dropout keeps a random
+// subset of the patch tokens, training only).
 #include "models/vision_transformer.h"
 
 #include <torch/torch.h>
@@ -52,6 +53,7 @@ VisionTransformerImpl::VisionTransformerImpl(const config::VisionConfig& config,
       patch_size_(config.patch_size),
       width_(config.width),
       pool_(parse_pool(config.pool)),
+      class_tokens_(config.class_token ? 1 : 0),
       patch_dropout_(config.patch_dropout) {
   if (config.patch_size <= 0 || config.image_size <= 0 ||
       config.image_size % config.patch_size != 0) {
@@ -66,18 +68,34 @@ VisionTransformerImpl::VisionTransformerImpl(const config::VisionConfig& config,
   if (embed_dim <= 0) {
     fail(ErrorKind::kConfig, "model.embed_dim ({}) must be > 0", embed_dim);
   }
+  if (pool_ == VisionPool::kClass && !config.class_token) {
+    fail(ErrorKind::kConfig,
+         "model.vision.pool 'class' needs model.vision.class_token: true; use mean or attention "
+         "pooling without a class token");
+  }
+  if (!config.proj && config.width != embed_dim) {
+    fail(ErrorKind::kConfig,
+         "model.vision.proj: false needs model.vision.width ({}) to equal model.embed_dim ({})",
+         config.width, embed_dim);
+  }
   const TransformerOptions options = tower_transformer_options(config, "model.vision", attention);
-  const int64_t tokens = 1 + grid_size() * grid_size();
+  const int64_t tokens = class_tokens_ + grid_size() * grid_size();
 
   // Registration order follows OpenAI's VisionTransformer: parameters, then submodules.
-  class_embedding = register_parameter("class_embedding", torch::empty({width_}));
+  if (config.class_token) {
+    class_embedding = register_parameter("class_embedding", torch::empty({width_}));
+  }
   positional_embedding = register_parameter("positional_embedding", torch::empty({tokens, width_}));
-  proj = register_parameter("proj", torch::empty({width_, embed_dim}));
+  if (config.proj) {
+    proj = register_parameter("proj", torch::empty({width_, embed_dim}));
+  }
   conv1 = register_module("conv1",
                           torch::nn::Conv2d(torch::nn::Conv2dOptions(kChannels, width_, patch_size_)
                                                 .stride(patch_size_)
-                                                .bias(false)));
-  ln_pre = register_module("ln_pre", make_layer_norm(width_));
+                                                .bias(config.patch_bias)));
+  if (config.ln_pre) {
+    ln_pre = register_module("ln_pre", make_layer_norm(width_));
+  }
   transformer = register_module("transformer", Transformer(options));
   ln_post = register_module("ln_post", make_layer_norm(width_));
   if (pool_ == VisionPool::kAttention) {
@@ -90,9 +108,13 @@ void VisionTransformerImpl::init_parameters() {
   // OpenCLIP: the embeddings and the projection are N(0, W^-1); conv1 keeps PyTorch's default.
   const double scale = std::pow(static_cast<double>(width_), -0.5);
   torch::NoGradGuard no_grad;
-  class_embedding.normal_(0.0, scale);
+  if (class_embedding.defined()) {
+    class_embedding.normal_(0.0, scale);
+  }
   positional_embedding.normal_(0.0, scale);
-  proj.normal_(0.0, scale);
+  if (proj.defined()) {
+    proj.normal_(0.0, scale);
+  }
   transformer->init_weights();
   if (attn_pool) {
     // The pooling head is initialised like one more block of this tower.
@@ -121,14 +143,17 @@ torch::Tensor VisionTransformerImpl::patch_dropout(const torch::Tensor& x) const
     return x;
   }
   const int64_t batch = x.size(0);
-  const int64_t patches = x.size(1) - 1;
+  const int64_t patches = x.size(1) - class_tokens_;
   const int64_t keep = std::max<int64_t>(
       1, static_cast<int64_t>(static_cast<double>(patches) * (1.0 - patch_dropout_)));
   // As OpenCLIP's PatchDropout: the top-k of Gaussian noise is a uniform random subset per row.
   torch::Tensor noise = torch::randn({batch, patches}, x.options().dtype(torch::kFloat));
   torch::Tensor index = std::get<1>(noise.topk(keep, -1));  // [B, keep], in [0, T)
-  torch::Tensor kept =
-      x.narrow(1, 1, patches).gather(1, index.unsqueeze(-1).expand({batch, keep, x.size(2)}));
+  torch::Tensor kept = x.narrow(1, class_tokens_, patches)
+                           .gather(1, index.unsqueeze(-1).expand({batch, keep, x.size(2)}));
+  if (class_tokens_ == 0) {
+    return kept;  // [B, keep, W]
+  }
   return torch::cat({x.narrow(1, 0, 1), kept}, 1);  // [B, 1 + keep, W]
 }
 
@@ -137,10 +162,16 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   const int64_t batch = images.size(0);
   torch::Tensor x = conv1(images.to(conv1->weight.scalar_type()));  // [B, W, G, G]
   x = x.flatten(2).transpose(1, 2);                                 // [B, G*G, W]
-  torch::Tensor cls = class_embedding.to(x.dtype()).view({1, 1, width_}).expand({batch, 1, width_});
-  x = torch::cat({cls, x}, 1) + positional_embedding.to(x.dtype());  // [B, 1 + G*G, W]
-  x = patch_dropout(x);                                              // [B, 1 + keep, W]
-  x = ln_pre(x);
+  if (class_embedding.defined()) {
+    torch::Tensor cls =
+        class_embedding.to(x.dtype()).view({1, 1, width_}).expand({batch, 1, width_});
+    x = torch::cat({cls, x}, 1);  // [B, 1 + G*G, W]
+  }
+  x = x + positional_embedding.to(x.dtype());  // [B, C + G*G, W]
+  x = patch_dropout(x);                        // [B, C + keep, W]
+  if (ln_pre) {
+    x = ln_pre(x);
+  }
   x = transformer(x, /*causal=*/false);
   x = ln_post(x);
 
@@ -150,13 +181,13 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
       pooled = x.select(1, 0);
       break;
     case VisionPool::kMean:
-      pooled = x.narrow(1, 1, x.size(1) - 1).mean(1);
+      pooled = x.narrow(1, class_tokens_, x.size(1) - class_tokens_).mean(1);
       break;
     case VisionPool::kAttention:
       pooled = attn_pool(x);
       break;
   }
-  return torch::matmul(pooled, proj);  // [B, E]
+  return proj.defined() ? torch::matmul(pooled, proj) : pooled;  // [B, E]
 }
 
 }  // namespace duet::models

@@ -340,6 +340,11 @@ ClipBpeTokenizer::ClipBpeTokenizer(const std::string& merges_path) {
   }
   sot_id_ = id_of(std::string(kSotText));
   eot_id_ = id_of(std::string(kEotText));
+  symbols_ = std::move(vocab);
+  merge_symbols_.reserve(merges.size());
+  for (const auto& [left, right] : merges) {
+    merge_symbols_.emplace_back(std::string(left), std::string(right));
+  }
 }
 
 void ClipBpeTokenizer::bpe(const std::string& piece, std::vector<int64_t>& ids) const {

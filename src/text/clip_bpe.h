@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "text/tokenizer.h"
@@ -35,6 +36,12 @@ class ClipBpeTokenizer final : public Tokenizer {
   std::string decode(const std::vector<int64_t>& ids) const override;
   TokenizerInfo info() const override;
 
+  // The vocabulary as symbol strings, id order (byte symbols as bytes_to_unicode writes them,
+  // `</w>` forms, merges, the two special tokens): Hugging Face's vocab.json is this list.
+  const std::vector<std::string>& symbols() const { return symbols_; }
+  // The merges used, in rank order (Hugging Face's merges.txt after its header line).
+  const std::vector<std::pair<std::string, std::string>>& merges() const { return merge_symbols_; }
+
  private:
   struct Merge {
     int32_t rank;
@@ -48,6 +55,8 @@ class ClipBpeTokenizer final : public Tokenizer {
   std::array<int32_t, 256> byte_end_ids_{};
   std::unordered_map<uint64_t, Merge> merges_;  // (left id << 32 | right id) -> merge
   std::vector<std::string> id_bytes_;           // id -> the bytes it stands for (`</w>` kept)
+  std::vector<std::string> symbols_;            // id -> its symbol string
+  std::vector<std::pair<std::string, std::string>> merge_symbols_;
   int64_t sot_id_ = kSotId;
   int64_t eot_id_ = kEotId;
 };

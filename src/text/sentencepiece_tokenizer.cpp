@@ -161,6 +161,10 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path)
 
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
+std::string SentencePieceTokenizer::serialized_model() const {
+  return processor_->serialized_model_proto();
+}
+
 std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text) const {
   std::vector<int> ids;
   const auto status = processor_->Encode(text, &ids);

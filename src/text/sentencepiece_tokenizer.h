@@ -28,6 +28,9 @@ class SentencePieceTokenizer final : public Tokenizer {
   std::string decode(const std::vector<int64_t>& ids) const override;
   TokenizerInfo info() const override { return info_; }
 
+  // The serialized ModelProto (what the .model file holds): pieces, scores, normaliser spec.
+  std::string serialized_model() const;
+
  private:
   std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
   TokenizerInfo info_;

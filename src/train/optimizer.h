@@ -14,7 +14,8 @@ namespace duet::train {
 // True for parameters that get no weight decay.
 bool exempt_from_weight_decay(const std::string& name, const torch::Tensor& parameter);
 
-// Group 0 decays, group 1 does not; parameters that do not require grad are left out.
+// Group 0 decays, group 1 does not; parameters that do not require grad (a tower frozen by
+// model.lock_image) are left out, so they get no optimiser state and never change.
 std::unique_ptr<torch::optim::AdamW> make_adamw(const torch::nn::Module& model,
                                                 const config::OptimConfig& optim);
 

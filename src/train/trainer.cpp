@@ -15,6 +15,7 @@
 #include "data/loader.h"
 #include "data/source_set.h"
 #include "duet/build_info.h"
+#include "export/model_io.h"
 #include "models/clip_model.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint_store.h"
@@ -218,6 +219,8 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   const std::shared_ptr<const text::Tokenizer> tokenizer = text::make_tokenizer(config.tokenizer);
   torch::manual_seed(static_cast<uint64_t>(train_cfg.seed));
   models::ClipModel model(config.model, tokenizer->info());
+  // model.init_from (skipped when resuming: the checkpoint replaces the weights), lock_image.
+  export_::prepare_model(*model, config.model, /*load=*/!resume);
   model->to(device);
   const auto optimizer = make_adamw(*model, config.optim);
 

@@ -174,7 +174,15 @@ TEST_CASE("MLP activations", "[models][transformer]") {
   CHECK(max_abs_diff(quick(x), quick->c_proj(h * torch::sigmoid(1.702 * h))) < 1e-6);
   CHECK(max_abs_diff(exact(x), exact->c_proj(0.5 * h * (1 + torch::erf(h / std::sqrt(2.0))))) <
         1e-6);
+  // tanh approximation: 0.5 h (1 + tanh(sqrt(2 / pi) (h + 0.044715 h^3)))
+  Mlp tanh_gelu(6, 10, Activation::kGeluTanh);
+  test::copy_parameters(*tanh_gelu, *quick);
+  const double c = std::sqrt(2.0 / M_PI);
+  CHECK(max_abs_diff(
+            tanh_gelu(x),
+            tanh_gelu->c_proj(0.5 * h * (1 + torch::tanh(c * (h + 0.044715 * h * h * h))))) < 1e-6);
   CHECK(parse_activation("quick_gelu", "k") == Activation::kQuickGelu);
+  CHECK(parse_activation("gelu_tanh", "k") == Activation::kGeluTanh);
   auto caught = test::catch_error([] { parse_activation("relu", "model.text.act"); });
   CHECK(caught.kind == ErrorKind::kConfig);
   CHECK_THAT(caught.message, Catch::Contains("model.text.act"));

@@ -135,6 +135,16 @@ TEST_CASE("every preset builds and agrees with its summary", "[models][clip][pre
     CHECK(model->encode_text(tokens).sizes() == torch::IntArrayRef({2, config.model.embed_dim}));
   }
   const config::Config siglip = config::load(preset("siglip-B-16"));
+  {
+    // transformers' SiglipModel(SiglipConfig()) (google/siglip-base-patch16-224's shapes) has
+    // 203,155,970 parameters: image 92,884,224, text 110,271,744, logit scale and bias.
+    ClipModel model(siglip.model, tokenizer_for(siglip.model));
+    const ParameterCounts counts = count_parameters(*model);
+    CHECK(counts.image == 92884224);
+    CHECK(counts.text == 110271744);
+    CHECK(counts.other == 2);
+    CHECK(counts.total == 203155970);
+  }
   CHECK(siglip.model.logit_bias);
   CHECK(siglip.model.vision.pool == "attention");
   CHECK(siglip.model.text.pool == "last");
@@ -338,10 +348,13 @@ TEST_CASE("duet model summary prints the counts of the model it builds", "[model
     CHECK(summary.at("text").at("context_length").get<int64_t>() == 32);
     CHECK_FALSE(summary.at("logit_bias").get<bool>());
   }
-  // The plain-text form, with --set applied.
-  const std::vector<std::string> overrides = {"model.vision.layers=2", "model.embed_dim=64"};
-  const auto [code, output] = run_duet("model summary -c \"" + preset("tiny-siglip") + "\" --set " +
-                                       overrides[0] + " --set " + overrides[1]);
+  // The plain-text form, with --set applied (SigLIP's layout has no image projection, so the
+  // image width follows the embedding).
+  const std::vector<std::string> overrides = {"model.vision.layers=2", "model.embed_dim=64",
+                                              "model.vision.width=64"};
+  const auto [code, output] =
+      run_duet("model summary -c \"" + preset("tiny-siglip") + "\" --set " + overrides[0] +
+               " --set " + overrides[1] + " --set " + overrides[2]);
   REQUIRE(code == 0);
   const config::Config config = config::load(preset("tiny-siglip"), overrides);
   ClipModel model(config.model, tokenizer_for(config.model));

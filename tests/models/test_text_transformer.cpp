@@ -76,6 +76,24 @@ TEST_CASE("eot pooling takes the first EOT; last pooling the last position", "[m
   // Last pooling needs no EOT at all (SigLIP pads to the full context).
   torch::Tensor no_eot = torch::randint(0, 48, {2, 12}, torch::kLong);
   CHECK(by_last(no_eot).sizes() == torch::IntArrayRef({2, 24}));
+
+  // SigLIP's text head: the projection with a bias.
+  config.proj_bias = true;
+  TextTransformer with_bias = make_text(config);
+  {
+    torch::NoGradGuard no_grad;
+    auto params = with_bias->named_parameters();
+    for (const auto& item : by_last->named_parameters()) {
+      params[item.key()].copy_(item.value());
+    }
+  }
+  REQUIRE(with_bias->text_projection_bias.sizes() == torch::IntArrayRef({24}));
+  CHECK(with_bias->text_projection_bias.abs().max().item<double>() == 0.0);  // initialised to 0
+  {
+    torch::NoGradGuard no_grad;
+    with_bias->text_projection_bias.uniform_(-1.0, 1.0);
+  }
+  CHECK(max_abs_diff(with_bias(tokens), by_last(tokens) + with_bias->text_projection_bias) < 1e-12);
 }
 
 TEST_CASE("bad token batches name the argument and the shapes", "[models][text]") {

@@ -203,6 +203,64 @@ TEST_CASE("inconsistent vision configs are config errors naming the keys", "[mod
   caught = test::catch_error([&] { VisionTransformer(config, 24, AttentionKernel::kExplicit); });
   CHECK(caught.kind == ErrorKind::kConfig);
   CHECK_THAT(caught.message, Catch::Contains("model.vision.pool"));
+
+  config = test::tiny_config().vision;
+  config.class_token = false;  // pool stays "class"
+  caught = test::catch_error([&] { VisionTransformer(config, 24, AttentionKernel::kExplicit); });
+  CHECK(caught.kind == ErrorKind::kConfig);
+  CHECK_THAT(caught.message, Catch::Contains("model.vision.class_token"));
+
+  config = test::tiny_config().vision;
+  config.proj = false;  // width 32, embed_dim 24
+  caught = test::catch_error([&] { VisionTransformer(config, 24, AttentionKernel::kExplicit); });
+  CHECK(caught.kind == ErrorKind::kConfig);
+  CHECK_THAT(caught.message,
+             Catch::Contains("model.vision.width (32)") && Catch::Contains("model.embed_dim (24)"));
+}
+
+TEST_CASE("SigLIP's layout: no class token, patch bias, no ln_pre, no projection",
+          "[models][vision]") {
+  torch::manual_seed(17);
+  config::VisionConfig config = test::tiny_config().vision;
+  config.class_token = false;
+  config.patch_bias = true;
+  config.ln_pre = false;
+  config.proj = false;
+  torch::Tensor images = torch::randn({3, 3, 16, 16}, torch::kDouble);
+  for (const char* pool : {"mean", "attention"}) {
+    INFO(pool);
+    config.pool = pool;
+    VisionTransformer vit = make_vit(config, /*embed_dim=*/32);
+    CHECK_FALSE(vit->class_embedding.defined());
+    CHECK_FALSE(vit->proj.defined());
+    CHECK_FALSE(vit->ln_pre);
+    CHECK_FALSE(vit->has_class_token());
+    CHECK(vit->conv1->bias.sizes() == torch::IntArrayRef({32}));
+    CHECK(vit->positional_embedding.sizes() == torch::IntArrayRef({16, 32}));
+    std::set<std::string> names;
+    for (const auto& item : vit->named_parameters()) {
+      names.insert(item.key());
+    }
+    CHECK(names.count("conv1.bias") == 1);
+    CHECK(names.count("class_embedding") == 0);
+    CHECK(names.count("ln_pre.weight") == 0);
+    CHECK(names.count("proj") == 0);
+
+    // Step by step: patches + bias + positions, blocks, ln_post, then pooling with no projection.
+    torch::Tensor x = vit->conv1(images).flatten(2).transpose(1, 2) + vit->positional_embedding;
+    x = vit->ln_post(vit->transformer(x, false));
+    torch::Tensor expected = std::string(pool) == "mean" ? x.mean(1) : vit->attn_pool(x);
+    CHECK(max_abs_diff(vit(images), expected) < 1e-12);
+
+    // Patch dropout keeps a subset of the patch tokens (there is no class token to keep).
+    config.patch_dropout = 0.5;
+    VisionTransformer dropping = make_vit(config, 32);
+    dropping->train();
+    torch::Tensor tokens = torch::arange(16, torch::kDouble).view({1, 16, 1}).expand({2, 16, 32});
+    torch::Tensor kept = dropping->patch_dropout(tokens);
+    CHECK(kept.sizes() == torch::IntArrayRef({2, 8, 32}));
+    config.patch_dropout = 0.0;
+  }
 }
 
 }  // namespace
