@@ -111,12 +111,13 @@ void Heartbeat::beat_loop() {
         return;
       }
       if (rank_ == 0) {
-        raise(fmt::format("the rendezvous store at {} failed: {}", store_address_, e.what()));
+        raise(fmt::format("the rendezvous store at {} failed: {}", store_address_,
+                          first_line(e.what())));
       } else {
         raise(fmt::format(
             "lost rank 0: its rendezvous store at {} failed ({}); rank 0 has exited or its host "
             "is unreachable",
-            store_address_, e.what()));
+            store_address_, first_line(e.what())));
       }
       return;
     }

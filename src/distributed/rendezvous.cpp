@@ -59,12 +59,12 @@ Rendezvous::Rendezvous(const LaunchInfo& launch, milliseconds timeout, FailureHa
       fail(
           "rank 0 could not open the rendezvous store on port {} ({}); is another job using "
           "MASTER_PORT={}?",
-          port, e.what(), port);
+          port, first_line(e.what()), port);
     }
     fail(
         "rank {} could not reach rank 0's rendezvous store at {}:{} within {} s: rank 0 never "
         "arrived, or MASTER_ADDR/MASTER_PORT are wrong ({})",
-        rank_, host, port, seconds(timeout_), e.what());
+        rank_, host, port, seconds(timeout_), first_line(e.what()));
   }
   join();
   heartbeat_ = std::make_unique<Heartbeat>(store_->clone(), rank_, world_size_, timeout_, address_,
@@ -149,7 +149,7 @@ void Rendezvous::join() {
     throw;
   } catch (const std::exception& e) {
     fail("rank {}: rendezvous at {} failed: {} (rank 0 has probably exited)", rank_, address_,
-         e.what());
+         first_line(e.what()));
   }
   log::get("distributed")
       ->debug("rank {} of {} joined the rendezvous at {}", rank_, world_size_, address_);
@@ -165,14 +165,13 @@ std::vector<std::string> Rendezvous::all_gather_text(const std::string& text) {
       texts.push_back(as_text(store_->get(key(i))));
     }
   } catch (const std::exception& e) {
-    collective_failed("all_gather_text", e.what());
+    collective_failed("all_gather_text", first_line(e.what()));
   }
   return texts;
 }
 
 void Rendezvous::collective_failed(const std::string& op, const std::string& what) {
-  std::string first_line = what.substr(0, what.find('\n'));
-  const std::string message = fmt::format("rank {}: {} failed: {}", rank_, op, first_line);
+  const std::string message = fmt::format("rank {}: {} failed: {}", rank_, op, first_line(what));
   try {
     store_->append(keys::kFailures, as_bytes(message + "\n"));
   } catch (const std::exception&) {
@@ -231,7 +230,8 @@ void Rendezvous::finish() {
     }
   } catch (const std::exception& e) {
     heartbeat_->stop();
-    fail("rank {}: leaving the job failed: {} (rank 0 has probably exited)", rank_, e.what());
+    fail("rank {}: leaving the job failed: {} (rank 0 has probably exited)", rank_,
+         first_line(e.what()));
   }
   if (!unfinished.empty()) {
     fail("rank {}: {} did not finish within {} s (distributed.timeout_seconds)", rank_,
