@@ -346,6 +346,23 @@ LaunchInfo discover_launch(const Environment& env) {
   return *info;
 }
 
+int cuda_device_index(const LaunchInfo& launch, int visible_devices) {
+  if (visible_devices < 1) {
+    fail(ErrorKind::kUsage, "{}: no CUDA device is visible (CUDA_VISIBLE_DEVICES?)",
+         launch.describe());
+  }
+  if (visible_devices == 1) {
+    return 0;
+  }
+  if (launch.local_rank >= visible_devices) {
+    fail(ErrorKind::kUsage,
+         "{}: local rank {} but only {} CUDA devices are visible; start at most one rank per GPU "
+         "on each node",
+         launch.describe(), launch.local_rank, visible_devices);
+  }
+  return launch.local_rank;
+}
+
 int slurm_default_port(int64_t job_id) { return 20000 + static_cast<int>(job_id % 20000); }
 
 std::vector<std::string> expand_hostlist(const std::string& hostlist) {

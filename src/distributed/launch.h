@@ -44,6 +44,12 @@ Environment current_environment();
 // Rank, world size and rendezvous address from `env`, as described above.
 LaunchInfo discover_launch(const Environment& env);
 
+// The CUDA device index for this rank given how many devices it can see: LOCAL_RANK when every
+// GPU of the node is visible, 0 when the launcher gave each rank exactly one (srun
+// --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank). A usage Error when LOCAL_RANK is beyond the
+// visible devices, or none is visible.
+int cuda_device_index(const LaunchInfo& launch, int visible_devices);
+
 // The port a Slurm job uses when MASTER_PORT is not set: 20000 + SLURM_JOB_ID mod 20000.
 int slurm_default_port(int64_t job_id);
 

@@ -229,3 +229,16 @@ TEST_CASE("malformed hostlists are errors") {
   CHECK_THAT(hostlist_error("n[1-9999999]"), Catch::Contains("implausibly large"));
   CHECK_THAT(hostlist_error("n[[1]]"), Catch::Contains("nested"));
 }
+
+TEST_CASE("the CUDA device of a rank: its local rank, or the only visible one") {
+  LaunchInfo info;
+  info.world_size = 16;
+  info.rank = 11;
+  info.local_rank = 3;
+  CHECK(duet::distributed::cuda_device_index(info, 8) == 3);
+  CHECK(duet::distributed::cuda_device_index(info, 1) == 0);
+  CHECK_THROWS_WITH(duet::distributed::cuda_device_index(info, 2),
+                    Catch::Contains("local rank 3 but only 2 CUDA devices are visible"));
+  CHECK_THROWS_WITH(duet::distributed::cuda_device_index(info, 0),
+                    Catch::Contains("no CUDA device is visible"));
+}
