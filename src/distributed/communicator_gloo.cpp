@@ -58,6 +58,9 @@ class GlooCommunicator final : public Communicator {
     }
   }
 
+  // Unless finished: tell the others this rank is leaving before its Gloo sockets close.
+  ~GlooCommunicator() override { rendezvous_.leave(); }
+
   int rank() const override { return rendezvous_.rank(); }
   int world_size() const override { return rendezvous_.world_size(); }
   std::string backend() const override { return "gloo"; }

@@ -91,6 +91,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   ~NcclCommunicator() override {
+    rendezvous_.leave();  // unless finished: tell the others before the communicator goes
     if (comm_ != nullptr) {
       // Abort rather than destroy on the way out of an error: destroy waits for peers.
       if (finished_) {

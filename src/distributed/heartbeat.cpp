@@ -200,8 +200,11 @@ void Heartbeat::watch_ranks() {
 
   std::string failures;
   if (failure_reported_) {
-    failures = as_text(store_->get(keys::kFailures));
-    while (!failures.empty() && failures.back() == '\n') {
+    // "rank 1: ...\nrank 2: ...\n" -> "rank 1: ...; rank 2: ..."
+    for (char c : as_text(store_->get(keys::kFailures))) {
+      failures += c == '\n' ? std::string("; ") : std::string(1, c);
+    }
+    while (!failures.empty() && (failures.back() == ' ' || failures.back() == ';')) {
       failures.pop_back();
     }
   }

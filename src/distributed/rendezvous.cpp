@@ -71,12 +71,13 @@ Rendezvous::Rendezvous(const LaunchInfo& launch, milliseconds timeout, FailureHa
                                            on_failure_);
 }
 
-Rendezvous::~Rendezvous() {
+Rendezvous::~Rendezvous() { leave(); }
+
+void Rendezvous::leave() noexcept {
   if (done_) {
     return;
   }
-  // Leaving with an error: tell the others, and on rank 0 keep the store up a moment so that
-  // ranks leaving for the same reason report their own error rather than a lost rank 0.
+  done_ = true;
   if (heartbeat_) {
     heartbeat_->stop();
   }

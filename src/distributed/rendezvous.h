@@ -51,6 +51,13 @@ class Rendezvous {
   // within the timeout.
   void finish();
 
+  // Leaving with an error (the destructor does it too; idempotent, never throws): stops the
+  // heartbeat and marks this rank "left", and on rank 0 keeps the store up for a moment so that
+  // ranks leaving for the same reason report their own error rather than a lost rank 0.
+  // Communicators call it before closing their own connections, so that peers learn that this
+  // rank left rather than seeing it vanish.
+  void leave() noexcept;
+
  private:
   void join();
   // Rank 0: waits until every other rank's state is no longer "running" or `limit` passed;

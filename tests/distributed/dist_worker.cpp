@@ -9,6 +9,8 @@
 //   kill / stop  all-reduces in a loop; rank $DUET_TEST_VICTIM sends itself SIGKILL / SIGSTOP
 //                after a few iterations (writing the time first); the others must be ended by
 //                the heartbeat
+//   leave        like kill, but the victim throws a runtime Error (its own failure, like a bad
+//                data file) and leaves through the communicator's destructor
 //   config       rank r sets the --set overrides in $DUET_TEST_SET_<r> (';'-separated), then
 //                check_same_config
 //   join         only joins and finishes (the test leaves a rank out)
@@ -246,12 +248,16 @@ void run_gradients(distributed::Communicator& comm, Results& results) {
   }
 }
 
+// signal 0: throw instead.
 void run_fault(distributed::Communicator& comm, Results& results, int signal) {
   const int victim = std::stoi(env_or("DUET_TEST_VICTIM", "1"));
   torch::Tensor x = torch::ones({1000});
   for (int step = 0; step < 3000; ++step) {
     if (comm.rank() == victim && step == 10) {
       results.put("signal_time", wall_seconds());
+      if (signal == 0) {
+        fail("rank {} could not read its data (a failure of its own)", comm.rank());
+      }
       ::raise(signal);
     }
     comm.all_reduce_sum(x);
@@ -291,6 +297,8 @@ int run(const std::string& mode) {
     run_fault(*comm, results, SIGKILL);
   } else if (mode == "stop") {
     run_fault(*comm, results, SIGSTOP);
+  } else if (mode == "leave") {
+    run_fault(*comm, results, 0);
   } else if (mode == "config") {
     run_config(*comm);
   } else if (mode != "join") {
@@ -306,7 +314,7 @@ int run(const std::string& mode) {
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: dist_worker collectives|gradients|kill|stop|config|join\n");
+    std::fprintf(stderr, "usage: dist_worker collectives|gradients|kill|stop|leave|config|join\n");
     return 2;
   }
   try {

@@ -178,6 +178,11 @@ void check_fault(const std::string& mode, int world, int victim, int timeout_s) 
   const auto runs = run_job(job);
   const RankRun& v = runs[static_cast<size_t>(victim)];
   REQUIRE(v.results.count("signal_time") == 1);
+  if (mode == "leave") {
+    INFO("victim stderr:\n" << v.err);
+    CHECK(v.exit_code == 1);
+    CHECK_THAT(v.err, Catch::Contains("could not read its data"));
+  }
   const double signalled = v.results.at("signal_time");
   if (mode == "stop") {
     CHECK(v.still_running);  // stopped until the test killed it
@@ -257,6 +262,10 @@ TEST_CASE("a stopped rank ends every other rank within the timeout, naming it") 
 }
 
 TEST_CASE("a stopped rank 0 ends the others, naming rank 0") { check_fault("stop", 2, 0, 3); }
+
+TEST_CASE("a rank that fails on its own ends the others, naming it") {
+  check_fault("leave", 3, 1, 3);
+}
 
 TEST_CASE("ranks with different configs are refused, naming the keys") {
   Job job;
