@@ -7,8 +7,11 @@
 //    float64 (normwise relative error <= 1e-10);
 //  - a rank killed (SIGKILL) or stopped (SIGSTOP) mid-run, rank 0 (the store's host) included,
 //    makes every other rank exit non-zero within distributed.timeout_seconds, naming it;
+//  - a rank that fails on its own (an exception) ends the others, naming it;
 //  - ranks with different configs are refused, naming the keys; a rank that never arrives makes
-//    the rendezvous time out naming it.
+//    the rendezvous time out naming it;
+//  - where network namespaces are allowed (root), the same across two namespaced "hosts" joined
+//    by a veth pair, 2 ranks each, with GLOO_SOCKET_IFNAME.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -18,6 +21,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -66,6 +70,9 @@ struct Job {
   std::map<std::string, std::string> env;  // extra variables for every rank
   std::vector<int> skip;                   // ranks not started
   double deadline_s = 30.0;
+  std::string master_addr = "127.0.0.1";
+  // Command words before the worker for rank r (e.g. `ip netns exec NS`); none when empty.
+  std::function<std::vector<std::string>(int)> prefix;
 };
 
 std::vector<RankRun> run_job(const Job& job) {
@@ -80,10 +87,18 @@ std::vector<RankRun> run_job(const Job& job) {
     env["RANK"] = std::to_string(r);
     env["WORLD_SIZE"] = std::to_string(job.world);
     env["LOCAL_RANK"] = std::to_string(r);
-    env["MASTER_ADDR"] = "127.0.0.1";
+    env["MASTER_ADDR"] = job.master_addr;
     env["MASTER_PORT"] = std::to_string(port);
     env["DUET_TEST_OUT"] = dir.path().string();
     env["OMP_NUM_THREADS"] = "1";
+    std::vector<std::string> argv = job.prefix ? job.prefix(r) : std::vector<std::string>{};
+    argv.push_back(DUET_DIST_WORKER);
+    argv.push_back(job.mode);
+    std::vector<char*> args;
+    for (auto& a : argv) {
+      args.push_back(a.data());
+    }
+    args.push_back(nullptr);
     const std::string out = dir / ("stdout" + std::to_string(r));
     const std::string err = dir / ("stderr" + std::to_string(r));
     const pid_t pid = fork();
@@ -96,7 +111,7 @@ std::vector<RankRun> run_job(const Job& job) {
       const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(o, 1);
       dup2(e, 2);
-      execl(DUET_DIST_WORKER, DUET_DIST_WORKER, job.mode.c_str(), static_cast<char*>(nullptr));
+      execvp(args[0], args.data());
       _exit(127);
     }
     pids[static_cast<size_t>(r)] = pid;
@@ -200,6 +215,49 @@ void check_fault(const std::string& mode, int world, int victim, int timeout_s) 
     CHECK(run.exit_time - signalled <= timeout_s + 0.5);
   }
 }
+
+// Two network namespaces joined by a veth pair, as two "hosts" 10.213.r.1 and 10.213.r.2 whose
+// interface is called duet0 on both; removed again on destruction. ok() is false where the
+// machine does not allow it (not root, no `ip`), and the test using it then says so and passes.
+class TwoHosts {
+ public:
+  TwoHosts() {
+    const std::string id = std::to_string(getpid() % 100000);
+    a_ = "duet_a_" + id;
+    b_ = "duet_b_" + id;
+    subnet_ = "10.213." + std::to_string(getpid() % 250) + ".";
+    const std::string veth = "dv" + id;
+    ok_ = sh("ip netns add " + a_) && sh("ip netns add " + b_) &&
+          sh("ip link add " + veth + "a type veth peer name " + veth + "b") &&
+          sh("ip link set " + veth + "a netns " + a_) &&
+          sh("ip link set " + veth + "b netns " + b_) &&
+          sh("ip -n " + a_ + " link set " + veth + "a name duet0") &&
+          sh("ip -n " + b_ + " link set " + veth + "b name duet0") &&
+          sh("ip -n " + a_ + " addr add " + address(0) + "/24 dev duet0") &&
+          sh("ip -n " + b_ + " addr add " + address(1) + "/24 dev duet0") &&
+          sh("ip -n " + a_ + " link set duet0 up") && sh("ip -n " + b_ + " link set duet0 up") &&
+          sh("ip -n " + a_ + " link set lo up") && sh("ip -n " + b_ + " link set lo up");
+  }
+  ~TwoHosts() {
+    sh("ip netns del " + a_);  // deleting a namespace removes its end of the veth pair too
+    sh("ip netns del " + b_);
+  }
+  TwoHosts(const TwoHosts&) = delete;
+  TwoHosts& operator=(const TwoHosts&) = delete;
+
+  bool ok() const { return ok_; }
+  std::string address(int host) const { return subnet_ + std::to_string(host + 1); }
+  std::vector<std::string> exec_on(int host) const {
+    return {"ip", "netns", "exec", host == 0 ? a_ : b_};
+  }
+
+ private:
+  static bool sh(const std::string& command) {
+    return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+  }
+  std::string a_, b_, subnet_;
+  bool ok_ = false;
+};
 
 }  // namespace
 
@@ -313,4 +371,36 @@ TEST_CASE("without rank 0 the others name it after the timeout") {
   CHECK(runs[1].exit_code == 1);
   CHECK_THAT(runs[1].err, Catch::Contains("could not reach rank 0's rendezvous store") &&
                               Catch::Contains("rank 0 never arrived"));
+}
+
+TEST_CASE("two network-namespaced hosts x 2 ranks: gradients match, a lost host is named") {
+  TwoHosts hosts;
+  if (!hosts.ok()) {
+    WARN("network namespaces are not available here (needs root and iproute2): not run");
+    return;
+  }
+  Job job;
+  job.world = 4;
+  job.mode = "gradients";
+  job.deadline_s = 60;
+  job.master_addr = hosts.address(0);
+  job.env = {{"GLOO_SOCKET_IFNAME", "duet0"}};
+  job.prefix = [&](int rank) { return hosts.exec_on(rank / 2); };
+  const auto runs = run_job(job);
+  check_all_finished(runs);
+  for (const auto& run : runs) {
+    CHECK(run.results.at("clip_tiled_grad_rel") <= 1e-10);
+    CHECK(run.results.at("siglip_tiled_grad_rel") <= 1e-10);
+  }
+
+  // Rank 3 (second host) dies: all three others exit naming it.
+  job.mode = "kill";
+  job.env["DUET_TEST_VICTIM"] = "3";
+  job.env["DUET_TEST_TIMEOUT"] = "3";
+  const auto killed = run_job(job);
+  for (int r = 0; r < 3; ++r) {
+    INFO("rank " << r << " stderr:\n" << killed[static_cast<size_t>(r)].err);
+    CHECK(killed[static_cast<size_t>(r)].exit_code == 1);
+    CHECK_THAT(killed[static_cast<size_t>(r)].err, Catch::Contains("rank 3"));
+  }
 }
