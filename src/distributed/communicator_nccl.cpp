@@ -93,7 +93,8 @@ class NcclCommunicator final : public Communicator {
   ~NcclCommunicator() override {
     rendezvous_.leave();  // unless finished: tell the others before the communicator goes
     if (comm_ != nullptr) {
-      // Abort rather than destroy on the way out of an error: destroy waits for peers.
+      // Abort rather than destroy on the way out of an error: destroy waits for peers. Results
+      // are not checked: a destructor cannot report them, and the process is leaving anyway.
       if (finished_) {
         ncclCommDestroy(comm_);
       } else {
