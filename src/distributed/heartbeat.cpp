@@ -44,7 +44,7 @@ std::string state(int rank) { return "duet/state/" + std::to_string(rank); }
 HeartbeatTiming HeartbeatTiming::for_timeout(milliseconds timeout) {
   HeartbeatTiming t;
   t.interval = std::clamp(timeout / 10, milliseconds(50), milliseconds(1000));
-  t.stale = std::max(timeout - 2 * t.interval, 3 * t.interval);
+  t.stale = std::max(timeout - 3 * t.interval, 3 * t.interval);
   t.suspect = std::min(t.stale, std::max(4 * t.interval, milliseconds(1000)));
   return t;
 }
@@ -228,7 +228,7 @@ void Heartbeat::watch_ranks() {
   }
   post_abort(verdict);
   // Let the others read the verdict before this process (and with it the store) goes away.
-  const auto deadline = Clock::now() + 2 * timing_.interval + milliseconds(500);
+  const auto deadline = Clock::now() + 2 * timing_.interval;
   while (Clock::now() < deadline && store_->add(keys::kAbortAcks, 0) < running) {
     last_round_ns_ = now_ns();
     std::this_thread::sleep_for(milliseconds(20));

@@ -4,7 +4,7 @@
 //  - every rank's beat thread bumps `duet/hb/<rank>` every interval on its own store connection
 //    and ends the process (through FailureHandler) when `duet/abort` appears;
 //  - rank 0's beat thread also watches everyone: a running rank whose counter has not moved for
-//    `stale` (timeout minus two intervals), or one that left with an error
+//    `stale` (timeout minus three intervals), or one that left with an error
 //    (`duet/state/<rank>` = "left"), makes it post `duet/abort` with a message naming the rank;
 //    once a rank reported a failed collective (`duet/failures`), a shorter limit applies, since
 //    the reporter is usually waiting for exactly this verdict;
@@ -44,8 +44,9 @@ struct HeartbeatTiming {
   std::chrono::milliseconds stale;     // no beat for this long: the rank is missing
   std::chrono::milliseconds suspect;   // the same once a failure has been reported
 
-  // interval = timeout / 10 within [50 ms, 1 s]; stale = timeout - 2 intervals, so the verdict
-  // reaches every rank within the timeout.
+  // interval = timeout / 10 within [50 ms, 1 s]; stale = timeout - 3 intervals: the verdict
+  // comes at most one interval after that, every rank reads it within another, and rank 0
+  // waits at most two for their acknowledgements, so every rank exits within the timeout.
   static HeartbeatTiming for_timeout(std::chrono::milliseconds timeout);
 };
 

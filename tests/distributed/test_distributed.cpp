@@ -182,7 +182,7 @@ void check_all_finished(const std::vector<RankRun>& runs) {
 }
 
 // A fault job: `victim` signals itself; every other rank must exit non-zero within the timeout
-// (plus process-reaping slack) with stderr naming the victim.
+// (plus scheduling slack) with stderr naming the victim.
 void check_fault(const std::string& mode, int world, int victim, int timeout_s) {
   Job job;
   job.world = world;
@@ -212,7 +212,8 @@ void check_fault(const std::string& mode, int world, int victim, int timeout_s) 
     CHECK(run.exit_code == 1);
     CHECK(run.results.count("survived") == 0);
     CHECK_THAT(run.err, Catch::Contains("rank " + std::to_string(victim)));
-    CHECK(run.exit_time - signalled <= timeout_s + 0.5);
+    // The design exits within the timeout; the slack covers process scheduling on a busy box.
+    CHECK(run.exit_time - signalled <= timeout_s + 1.0);
   }
 }
 
