@@ -1,0 +1,83 @@
+#include "distributed/communicator.h"
+
+#include <chrono>
+
+#include "common/error.h"
+#include "common/logging.h"
+#include "distributed/communicator_backends.h"
+
+namespace duet::distributed {
+
+std::vector<torch::Tensor> Communicator::all_gather_list(const torch::Tensor& local) {
+  const torch::Tensor all = all_gather(local);
+  std::vector<torch::Tensor> parts;
+  for (int r = 0; r < world_size(); ++r) {
+    parts.push_back(all.narrow(0, r * local.size(0), local.size(0)));
+  }
+  return parts;
+}
+
+bool nccl_available() {
+#ifdef DUET_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_communicator(const LaunchInfo& launch,
+                                                const config::DistributedConfig& config,
+                                                const torch::Device& device) {
+  const std::string& backend = config.backend;
+  if (backend == "none") {
+    if (launch.world_size > 1) {
+      fail(ErrorKind::kConfig,
+           "distributed.backend 'none' runs one process, but the launcher ({}) started {} "
+           "ranks; use auto, gloo or nccl",
+           launch.launcher, launch.world_size);
+    }
+    return make_single_communicator();
+  }
+  if (backend == "auto" && launch.world_size == 1) {
+    return make_single_communicator();
+  }
+  const auto timeout = std::chrono::milliseconds(config.timeout_seconds * 1000);
+  std::string chosen = backend;
+  if (backend == "auto") {
+    chosen = device.is_cuda() && nccl_available() ? "nccl" : "gloo";
+  }
+  auto logger = log::get("distributed");
+  if (chosen == "gloo") {
+    if (device.is_cuda()) {
+      logger->warn(
+          "distributed: gloo with CUDA tensors stages every collective through host memory{}",
+          nccl_available() ? "; distributed.backend nccl is faster" : " (this build has no NCCL)");
+    }
+    logger->info("distributed: {}, gloo backend", launch.describe());
+    return make_gloo_communicator(launch, timeout);
+  }
+  if (chosen == "nccl") {
+    if (!nccl_available()) {
+      fail(ErrorKind::kConfig,
+           "distributed.backend 'nccl': this build has no NCCL (configure with "
+           "-DDUET_WITH_NCCL=ON on a machine with CUDA and NCCL), or use gloo");
+    }
+    if (!device.is_cuda()) {
+      fail(ErrorKind::kConfig, "distributed.backend 'nccl' needs a CUDA device, got {}",
+           device.str());
+    }
+    logger->info("distributed: {}, nccl backend on {}", launch.describe(), device.str());
+    return make_nccl_communicator(launch, timeout, device);
+  }
+  fail(ErrorKind::kConfig,
+       "distributed.backend '{}' is unknown (expected auto, nccl, gloo or none)", backend);
+}
+
+#ifndef DUET_NCCL
+std::unique_ptr<Communicator> make_nccl_communicator(const LaunchInfo&, std::chrono::milliseconds,
+                                                     const torch::Device&) {
+  fail(ErrorKind::kConfig, "distributed.backend 'nccl': this build has no NCCL");
+}
+#endif
+
+}  // namespace duet::distributed
