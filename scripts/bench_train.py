@@ -11,7 +11,7 @@ intra-op threads; images are pre-decoded uint8 tensors (no decoding cost, which 
 OpenCLIP pools text at argmax(token id) rather than at the EOT id: the compute is the same.
 
 Usage: .venv/bin/python scripts/bench_train.py [--steps 110] [--threads 2]
-Needs open_clip_torch importable (pip install open_clip_torch).
+Needs open_clip_torch importable (`scripts/setup.sh --test-deps` installs it).
 """
 import argparse
 import gzip

@@ -57,6 +57,9 @@ void add_train_command(CLI::App& root, Registry& registry) {
     options.default_run_name = std::filesystem::path(args->file).stem().string();
     options.stop_after = args->stop_after;
     const train::TrainResult result = train::train(config, options);
+    if (result.rank != 0) {  // rank 0 reports for the job
+      return;
+    }
     if (result.already_complete) {
       std::cout << fmt::format("run: {}\nsteps: {} (already complete)\ncheckpoint: {}\n",
                                result.run_dir, result.steps, result.last_checkpoint);

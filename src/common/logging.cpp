@@ -1,4 +1,5 @@
 #include "common/logging.h"
+#include "common/log_rank.h"
 
 #include <mutex>
 
@@ -68,6 +69,14 @@ void apply_config_level(const std::string& level) {
     return;
   }
   s.level = parsed;
+  apply_level(s);
+}
+
+void set_rank(int rank) {
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  s.rank = rank;
+  s.sink->set_pattern(pattern(rank));
   apply_level(s);
 }
 

@@ -9,11 +9,17 @@
 
 #include "common/autocast.h"
 #include "common/error.h"
+#include "common/log_rank.h"
 #include "common/logging.h"
 #include "common/torch_runtime.h"
 #include "config/loader.h"
 #include "data/loader.h"
 #include "data/source_set.h"
+#include "distributed/communicator.h"
+#include "distributed/config_check.h"
+#include "distributed/gather.h"
+#include "distributed/gradient_sync.h"
+#include "distributed/launch.h"
 #include "duet/build_info.h"
 #include "export/model_io.h"
 #include "models/clip_model.h"
@@ -67,6 +73,32 @@ void save_rng(const std::string& path) {
   archive.save_to(path);
 }
 
+// The CPU generator's state as hex text (ranks other than 0 send theirs to rank 0 this way).
+std::string rng_state_hex() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  const torch::Tensor state = generator.get_state().contiguous();
+  const auto* bytes = state.data_ptr<uint8_t>();
+  std::string hex;
+  hex.reserve(static_cast<size_t>(state.numel()) * 2);
+  for (int64_t i = 0; i < state.numel(); ++i) {
+    hex += fmt::format("{:02x}", bytes[i]);
+  }
+  return hex;
+}
+
+void set_rng_state_hex(const std::string& hex, const std::string& checkpoint) {
+  DUET_CHECK(hex.size() % 2 == 0, "checkpoint '{}': malformed RNG state", checkpoint);
+  torch::Tensor state = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
+  auto* bytes = state.data_ptr<uint8_t>();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    bytes[i / 2] = static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16));
+  }
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
 void load_rng(const std::string& path) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
@@ -113,7 +145,7 @@ std::optional<CheckpointInfo> find_resume_point(const config::CheckpointConfig& 
   return CheckpointStore::validate(checkpoint.resume);
 }
 
-int64_t total_steps(const config::Config& config, int64_t micro_batch) {
+int64_t total_steps(const config::Config& config, int64_t micro_batch, int world_size) {
   if (config.train.steps > 0) {
     return config.train.steps;
   }
@@ -124,7 +156,7 @@ int64_t total_steps(const config::Config& config, int64_t micro_batch) {
   for (int64_t c : counts) {
     samples += c;
   }
-  const int64_t per_step = micro_batch * config.train.accum_steps;
+  const int64_t per_step = micro_batch * config.train.accum_steps * world_size;
   const int64_t steps_per_epoch = samples / per_step;
   DUET_CHECK(steps_per_epoch > 0,
              "data.train has {} samples: fewer than one optimiser step's batch of {} "
@@ -202,19 +234,68 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
 
   // ---- set-up: run directory, tokenizer, model, optimiser, data, checkpoints ----
   set_num_threads(static_cast<int>(train_cfg.threads));
-  const torch::Device device = resolve_device(train_cfg.device);
+  const torch::Device resolved_device = resolve_device(train_cfg.device);
   const bool bf16 = train_cfg.precision == "bf16";
   if (bf16 && !autocast_supported()) {
     fail(ErrorKind::kConfig, "train.precision 'bf16' needs LibTorch >= 2.4 (this build has {})",
          DUET_TORCH_VERSION);
   }
+  // Ranks: one process unless a launcher's variables say otherwise (distributed/launch.h).
+  const distributed::LaunchInfo launch =
+      distributed::discover_launch(distributed::current_environment());
+  log::set_rank(launch.rank);
+  const torch::Device device =
+      launch.is_distributed() && resolved_device.is_cuda()
+          ? torch::Device(torch::kCUDA,
+                          static_cast<c10::DeviceIndex>(distributed::cuda_device_index(
+                              launch, static_cast<int>(torch::cuda::device_count()))))
+          : resolved_device;
+  const std::unique_ptr<distributed::Communicator> comm =
+      distributed::make_communicator(launch, config.distributed, device);
+  const int rank = comm->rank();
+  const int world = comm->world_size();
+  const bool writer = rank == 0;  // rank 0 alone writes the run directory
+  distributed::check_same_config(*comm, config);
+  if (train_cfg.batch_size % (int64_t{world} * train_cfg.accum_steps) != 0) {
+    fail(ErrorKind::kConfig,
+         "train.batch_size {} must be divisible by the number of ranks ({}) x train.accum_steps "
+         "({}): each rank encodes batch_size / ranks / accum_steps samples at a time",
+         train_cfg.batch_size, world, train_cfg.accum_steps);
+  }
+
   const std::string run_name =
       train_cfg.run_name.empty() ? options.default_run_name : train_cfg.run_name;
   const std::string run_dir = (fs::path(train_cfg.output_dir) / run_name).string();
-  fs::create_directories(run_dir);
-  CheckpointStore store((fs::path(run_dir) / "checkpoints").string(), config.checkpoint.keep_last);
-  const std::optional<CheckpointInfo> resume = find_resume_point(config.checkpoint, store);
-  write_text((fs::path(run_dir) / "config.yaml").string(), config::to_yaml(config));
+  // Rank 0 decides where to resume from (or that it cannot start) and tells the others, so
+  // every rank resumes from the same checkpoint or stops with the same error.
+  std::optional<CheckpointStore> store;
+  std::optional<CheckpointInfo> resume;
+  std::string decision;
+  if (writer) {
+    try {
+      fs::create_directories(run_dir);
+      store.emplace((fs::path(run_dir) / "checkpoints").string(), config.checkpoint.keep_last);
+      resume = find_resume_point(config.checkpoint, *store);
+      write_text((fs::path(run_dir) / "config.yaml").string(), config::to_yaml(config));
+      decision = resume ? "resume:" + resume->path : "fresh:";
+    } catch (const Error& e) {
+      if (world == 1) {
+        throw;
+      }
+      decision = fmt::format("error:{}:{}", static_cast<int>(e.kind()), e.what());
+    }
+  }
+  if (world > 1) {
+    decision = comm->all_gather_text(decision).front();
+    if (decision.rfind("error:", 0) == 0) {
+      const size_t colon = decision.find(':', 6);
+      fail(static_cast<ErrorKind>(std::stoi(decision.substr(6, colon - 6))), "{}",
+           decision.substr(colon + 1));
+    }
+    if (!writer && decision.rfind("resume:", 0) == 0) {
+      resume = CheckpointStore::validate(decision.substr(7));
+    }
+  }
 
   const std::shared_ptr<const text::Tokenizer> tokenizer = text::make_tokenizer(config.tokenizer);
   torch::manual_seed(static_cast<uint64_t>(train_cfg.seed));
@@ -222,9 +303,18 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   // model.init_from (skipped when resuming: the checkpoint replaces the weights), lock_image.
   export_::prepare_model(*model, config.model, /*load=*/!resume);
   model->to(device);
+  if (world > 1) {
+    // Every rank starts from rank 0's weights, then draws its own random numbers (dropout).
+    std::vector<torch::Tensor> state = model->parameters();
+    for (const auto& buffer : model->buffers()) {
+      state.push_back(buffer);
+    }
+    distributed::broadcast_parameters(*comm, state, config.distributed.bucket_mb);
+    torch::manual_seed(static_cast<uint64_t>(train_cfg.seed) + static_cast<uint64_t>(rank));
+  }
   const auto optimizer = make_adamw(*model, config.optim);
 
-  const int64_t micro_batch = train_cfg.batch_size / train_cfg.accum_steps;
+  const int64_t micro_batch = train_cfg.batch_size / world / train_cfg.accum_steps;
   data::LoaderOptions loader_options;
   loader_options.sources = config.data.train;
   loader_options.mode = data::LoaderMode::kTrain;
@@ -233,17 +323,32 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   loader_options.context_length = config.model.text.context_length;
   loader_options.tokenizer = tokenizer;
   loader_options.seed = static_cast<uint64_t>(train_cfg.seed);
+  loader_options.rank = rank;
+  loader_options.world_size = world;
   data::Loader loader(config.data, loader_options);
 
-  const int64_t steps = total_steps(config, micro_batch);
+  const int64_t steps = total_steps(config, micro_batch, world);
   const LrSchedule schedule(config.schedule, config.optim.lr, steps);
 
   int64_t step = 0;
   if (resume) {
+    const int saved_world = resume->meta.value("world_size", 1);
+    if (saved_world != world) {
+      fail(ErrorKind::kConfig,
+           "checkpoint '{}' was written by {} rank(s); resume it with the same number of ranks "
+           "(this job has {})",
+           resume->path, saved_world, world);
+    }
     load_model_weights(model, resume->path);
     torch::load(*optimizer, (fs::path(resume->path) / kOptimizerFile).string());
-    load_rng((fs::path(resume->path) / kRngFile).string());
-    loader.restore(resume->meta.at("loader").dump());
+    if (world == 1) {
+      load_rng((fs::path(resume->path) / kRngFile).string());
+      loader.restore(resume->meta.at("loader").dump());
+    } else {
+      const auto at = static_cast<size_t>(rank);
+      set_rng_state_hex(resume->meta.at("rng_states").at(at).get<std::string>(), resume->path);
+      loader.restore(resume->meta.at("loader_states").at(at).dump());
+    }
     step = resume->step;
     logger->info("resumed from '{}' at step {}", resume->path, step);
     if (step > steps) {
@@ -257,30 +362,57 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     logger->info(
         "run '{}' is already complete ({} steps); `duet eval --checkpoint {}` evaluates it",
         run_dir, steps, resume->path);
+    comm->finish();
     TrainResult done;
     done.run_dir = run_dir;
     done.last_checkpoint = resume->path;
     done.steps = step;
     done.already_complete = true;
+    done.rank = rank;
     return done;
   }
-  MetricsSinks metrics(config.logging, run_dir,
-                       resume ? std::optional<int64_t>(step) : std::optional<int64_t>());
+  std::optional<MetricsSinks> metrics;
+  if (writer) {
+    metrics.emplace(config.logging, run_dir,
+                    resume ? std::optional<int64_t>(step) : std::optional<int64_t>());
+  }
   const auto counts = models::count_parameters(*model);
-  logger->info("run '{}': {} steps of {} samples ({} x {} accumulation) on {}, {} parameters",
-               run_dir, steps, train_cfg.batch_size, micro_batch, train_cfg.accum_steps,
-               device.str(), counts.total);
+  logger->info(
+      "run '{}': {} steps of {} samples ({} rank(s) x {} x {} accumulation) on {}, {} parameters",
+      run_dir, steps, train_cfg.batch_size, world, micro_batch, train_cfg.accum_steps, device.str(),
+      counts.total);
+  if (world > 1) {
+    logger->info("{} backend, {}", comm->backend(), launch.describe());
+  }
 
-  auto save_checkpoint = [&](int64_t at_step) {
-    const nlohmann::json meta = {{"step", at_step},
-                                 {"loader", nlohmann::json::parse(loader.state())},
-                                 {"config", config::to_yaml(config)},
-                                 {"duet_version", DUET_VERSION}};
-    return store.save(at_step, meta, [&](const std::string& dir) {
-      torch::save(model, (fs::path(dir) / kModelFile).string());
-      torch::save(*optimizer, (fs::path(dir) / kOptimizerFile).string());
-      save_rng((fs::path(dir) / kRngFile).string());
-    });
+  // All ranks take part (their loader positions and RNG states go into the checkpoint); rank 0
+  // writes it. Returns the checkpoint's path (empty on other ranks).
+  auto save_checkpoint = [&](int64_t at_step) -> std::string {
+    nlohmann::json meta = {
+        {"step", at_step}, {"config", config::to_yaml(config)}, {"duet_version", DUET_VERSION}};
+    if (world == 1) {
+      meta["loader"] = nlohmann::json::parse(loader.state());
+    } else {
+      meta["world_size"] = world;
+      meta["loader_states"] = nlohmann::json::array();
+      for (const auto& state : comm->all_gather_text(loader.state())) {
+        meta["loader_states"].push_back(nlohmann::json::parse(state));
+      }
+      meta["rng_states"] = comm->all_gather_text(rng_state_hex());
+    }
+    std::string path;
+    if (writer) {
+      path = store->save(at_step, meta, [&](const std::string& dir) {
+        torch::save(model, (fs::path(dir) / kModelFile).string());
+        torch::save(*optimizer, (fs::path(dir) / kOptimizerFile).string());
+        save_rng((fs::path(dir) / kRngFile).string());
+      });
+    }
+    if (writer) {
+      logger->info("saved checkpoint '{}'", path);
+    }
+    comm->barrier();  // no rank runs ahead of a checkpoint it may have to resume from
+    return path;
   };
   auto next_batch = [&]() {
     auto batch = loader.next();
@@ -291,9 +423,16 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     return std::move(*batch);
   };
 
+  auto write_metrics = [&](int64_t at_step, const Scalars& scalars) {
+    if (metrics) {
+      metrics->write(at_step, scalars);
+    }
+  };
+
   // ---- the loop ----
   TrainResult result;
   result.run_dir = run_dir;
+  result.rank = rank;
   const int64_t stop_at =
       options.stop_after > 0 ? std::min(steps, step + options.stop_after) : steps;
   int64_t consecutive_bad = 0;
@@ -303,11 +442,20 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   auto window_start = Clock::now();
   const auto run_start = Clock::now();
   const int64_t first_step = step;
+  int64_t saved_step = resume ? step : -1;
   std::vector<torch::Tensor> parameters = model->parameters();
   StepOptions step_options;  // the towers run under bf16 autocast when asked; the loss in fp32
   step_options.loss = config.loss;
   step_options.device = device;
   step_options.bf16 = bf16;
+  std::optional<distributed::GradientSync> gradient_sync;
+  if (world > 1) {  // each rank's rows against the gathered global batch; gradients averaged
+    step_options.gather.all_gather = [&](const torch::Tensor& local) {
+      return distributed::all_gather_with_grad(*comm, local);
+    };
+    step_options.gather.rank = rank;
+    gradient_sync.emplace(*comm, parameters, config.distributed.bucket_mb);
+  }
 
   while (step < stop_at) {
     const double lr = schedule.at(step);
@@ -318,7 +466,13 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     for (int64_t k = 0; k < train_cfg.accum_steps; ++k) {
       micro.push_back(next_batch());
     }
-    const double loss_value = accumulate_gradients(*model, micro, step_options);
+    double loss_value = accumulate_gradients(*model, micro, step_options);
+    if (gradient_sync) {
+      gradient_sync->average_gradients();
+      torch::Tensor mean = torch::full({1}, loss_value / world, torch::kFloat64);
+      comm->all_reduce_sum(mean);  // the global batch's loss, the same on every rank
+      loss_value = mean.item<double>();
+    }
 
     // Clip (or only measure) the gradient norm; skip non-finite steps.
     const double max_norm = config.optim.grad_clip_norm > 0.0
@@ -359,7 +513,7 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
       logger->info("step {}/{} epoch {} loss {:.4f} lr {:.3g} scale {:.2f} {:.0f} samples/s ETA {}",
                    step, steps, loader.epoch(), window_loss / window_steps, lr, scale,
                    samples_per_second, format_duration(eta));
-      metrics.write(step, {{"loss", window_loss / window_steps},
+      write_metrics(step, {{"loss", window_loss / window_steps},
                            {"lr", lr},
                            {"logit_scale", scale},
                            {"grad_norm", grad_norm},
@@ -380,12 +534,12 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
       add_eval_scalars(evaluation, scalars);
       if (!scalars.empty()) {
         logger->info("step {} eval {}", step, evaluation.to_json().dump());
-        metrics.write(step, scalars);
+        write_metrics(step, scalars);
       }
     }
     if (config.checkpoint.every_steps > 0 && step % config.checkpoint.every_steps == 0) {
       result.last_checkpoint = save_checkpoint(step);
-      logger->info("saved checkpoint '{}'", result.last_checkpoint);
+      saved_step = step;
     }
     window_start += Clock::now() - pause_start;
   }
@@ -393,10 +547,8 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   // ---- the end: checkpoint, evaluation, plot ----
   result.steps = step;
   log_data_stats(loader.stats());
-  if (result.last_checkpoint.empty() ||
-      CheckpointStore::validate(result.last_checkpoint).step != step) {
+  if (saved_step != step) {
     result.last_checkpoint = save_checkpoint(step);
-    logger->info("saved checkpoint '{}'", result.last_checkpoint);
   }
   if (step == steps) {
     result.final_eval = eval::evaluate(*model, *tokenizer, config, device);
@@ -404,13 +556,14 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
     add_eval_scalars(result.final_eval, scalars);
     if (!scalars.empty()) {
       logger->info("final eval {}", result.final_eval.to_json().dump());
-      metrics.write(step, scalars);
+      write_metrics(step, scalars);
     }
   }
-  if (config.logging.jsonl) {
+  if (writer && config.logging.jsonl) {
     write_metrics_plot((fs::path(run_dir) / "metrics.jsonl").string(),
                        (fs::path(run_dir) / "loss.svg").string(), "duet train: " + run_name);
   }
+  comm->finish();
   return result;
 }
 

@@ -34,6 +34,7 @@ struct TrainResult {
   int64_t steps = 0;          // optimiser steps completed in total (resumed ones included)
   int64_t skipped_steps = 0;  // non-finite steps skipped by this invocation
   double last_loss = 0.0;
+  int rank = 0;  // this process's rank: only rank 0 writes the run directory and reports
   bool already_complete = false;  // resumed at the last step: nothing trained, saved or evaluated
   eval::EvalResult final_eval;
 };

@@ -33,6 +33,7 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "config/loader.h"
+#include "data/loader.h"
 #include "distributed/communicator.h"
 #include "distributed/config_check.h"
 #include "distributed/gather.h"
@@ -41,6 +42,8 @@
 #include "losses/contrastive_loss.h"
 #include "models/clip_model.h"
 #include "models/model_test_util.h"
+#include "train/optimizer.h"
+#include "train/train_step.h"
 
 namespace duet::test {
 namespace {
@@ -248,6 +251,109 @@ void run_gradients(distributed::Communicator& comm, Results& results) {
   }
 }
 
+// K optimiser steps (train_step's gradients, averaged over ranks, clipped, AdamW, logit-scale
+// clamp) with 2 accumulated micro-batches per rank reach the same parameters as one process
+// taking the same steps on the whole global batch without accumulation.
+void run_steps(distributed::Communicator& comm, Results& results) {
+  const int r = comm.rank();
+  const int w = comm.world_size();
+  const int64_t local = 4;  // rows per rank per step, as 2 micro-batches of 2
+  const int64_t total = local * w;
+  const int steps = 4;
+  for (const std::string type : {"clip", "siglip"}) {
+    config::ModelConfig model_config = models::test::tiny_config();
+    if (type == "siglip") {
+      model_config.logit_bias = true;
+      model_config.init_logit_scale = std::log(10.0);
+    }
+    config::OptimConfig optim;
+    optim.lr = 1e-3;
+    optim.grad_clip_norm = 1.0;
+    torch::manual_seed(21);
+    models::ClipModel single(model_config, models::test::tiny_tokenizer());
+    single->to(torch::kDouble);
+    torch::manual_seed(22 + static_cast<uint64_t>(r));  // rank-dependent: the broadcast fixes it
+    models::ClipModel ranked(model_config, models::test::tiny_tokenizer());
+    ranked->to(torch::kDouble);
+    std::vector<torch::Tensor> state = ranked->parameters();
+    {
+      torch::NoGradGuard no_grad;
+      auto from = single->parameters();  // rank 0 copies the reference: all start equal
+      if (r == 0) {
+        for (size_t i = 0; i < state.size(); ++i) {
+          state[i].copy_(from[i]);
+        }
+      }
+    }
+    distributed::broadcast_parameters(comm, state, 1);
+    const auto single_opt = train::make_adamw(*single, optim);
+    const auto ranked_opt = train::make_adamw(*ranked, optim);
+    distributed::GradientSync sync(comm, ranked->parameters(), 1);
+
+    train::StepOptions plain;
+    plain.loss.type = type;
+    plain.loss.implementation = "tiled";
+    plain.loss.tile_size = 3;
+    train::StepOptions gathered = plain;
+    gathered.gather.all_gather = [&](const torch::Tensor& t) {
+      return distributed::all_gather_with_grad(comm, t);
+    };
+    gathered.gather.rank = r;
+    double worst_loss = 0.0;
+    for (int step = 0; step < steps; ++step) {
+      torch::manual_seed(1000 + static_cast<uint64_t>(step));  // the same global batch everywhere
+      data::Batch global;
+      global.images = torch::randn({total, 3, 16, 16}, torch::kDouble);
+      std::vector<int64_t> eot;
+      for (int64_t i = 0; i < total; ++i) {
+        eot.push_back(1 + (i * 3 + step) % 11);
+      }
+      global.tokens = models::test::make_tokens(eot, 12);
+
+      single_opt->zero_grad();
+      const double want = train::accumulate_gradients(*single, {global}, plain);
+      torch::nn::utils::clip_grad_norm_(single->parameters(), optim.grad_clip_norm);
+      single_opt->step();
+      single->clamp_logit_scale(optim.logit_scale_max);
+
+      std::vector<data::Batch> micro;
+      for (int64_t k = 0; k < 2; ++k) {
+        data::Batch b;
+        b.images = global.images.narrow(0, r * local + 2 * k, 2);
+        b.tokens = global.tokens.narrow(0, r * local + 2 * k, 2);
+        micro.push_back(b);
+      }
+      ranked_opt->zero_grad();
+      torch::Tensor loss =
+          torch::full({1}, train::accumulate_gradients(*ranked, micro, gathered), torch::kDouble);
+      sync.average_gradients();
+      comm.all_reduce_sum(loss);
+      worst_loss = std::max(worst_loss, std::abs(loss.item<double>() / w - want) / std::abs(want));
+      torch::nn::utils::clip_grad_norm_(ranked->parameters(), optim.grad_clip_norm);
+      ranked_opt->step();
+      ranked->clamp_logit_scale(optim.logit_scale_max);
+    }
+    double worst = 0.0;
+    double moved = 0.0;
+    const auto got = ranked->parameters();
+    const auto want = single->parameters();
+    for (size_t i = 0; i < got.size(); ++i) {
+      worst = std::max(worst, rel_diff(got[i], want[i]));
+    }
+    // The steps changed the weights: the comparison is not of two untouched copies.
+    torch::manual_seed(21);
+    models::ClipModel initial(model_config, models::test::tiny_tokenizer());
+    initial->to(torch::kDouble);
+    const auto start = initial->parameters();
+    for (size_t i = 0; i < got.size(); ++i) {
+      moved = std::max(moved, rel_diff(want[i], start[i]));
+    }
+    results.put(type + "_steps_param_rel", worst);
+    results.put(type + "_steps_loss_rel", worst_loss);
+    results.put(type + "_steps_moved", moved);
+  }
+}
+
 // signal 0: throw instead.
 void run_fault(distributed::Communicator& comm, Results& results, int signal) {
   const int victim = std::stoi(env_or("DUET_TEST_VICTIM", "1"));
@@ -293,6 +399,8 @@ int run(const std::string& mode) {
     run_collectives(*comm, results);
   } else if (mode == "gradients") {
     run_gradients(*comm, results);
+  } else if (mode == "steps") {
+    run_steps(*comm, results);
   } else if (mode == "kill") {
     run_fault(*comm, results, SIGKILL);
   } else if (mode == "stop") {
@@ -314,7 +422,8 @@ int run(const std::string& mode) {
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: dist_worker collectives|gradients|kill|stop|leave|config|join\n");
+    std::fprintf(stderr,
+                 "usage: dist_worker collectives|gradients|steps|kill|stop|leave|config|join\n");
     return 2;
   }
   try {

@@ -30,6 +30,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include "common/test_util.h"
 
 namespace {
@@ -73,6 +74,8 @@ struct Job {
   std::string master_addr = "127.0.0.1";
   // Command words before the worker for rank r (e.g. `ip netns exec NS`); none when empty.
   std::function<std::vector<std::string>(int)> prefix;
+  // The whole command of rank r instead of the worker (e.g. `duet train ...`).
+  std::function<std::vector<std::string>(int)> command;
 };
 
 std::vector<RankRun> run_job(const Job& job) {
@@ -92,8 +95,14 @@ std::vector<RankRun> run_job(const Job& job) {
     env["DUET_TEST_OUT"] = dir.path().string();
     env["OMP_NUM_THREADS"] = "1";
     std::vector<std::string> argv = job.prefix ? job.prefix(r) : std::vector<std::string>{};
-    argv.push_back(DUET_DIST_WORKER);
-    argv.push_back(job.mode);
+    if (job.command) {
+      for (const auto& word : job.command(r)) {
+        argv.push_back(word);
+      }
+    } else {
+      argv.push_back(DUET_DIST_WORKER);
+      argv.push_back(job.mode);
+    }
     std::vector<char*> args;
     for (auto& a : argv) {
       args.push_back(a.data());
@@ -308,6 +317,29 @@ TEST_CASE("gathered losses and gradients equal one process on the global batch (
   }
 }
 
+TEST_CASE("K training steps on 2 and 4 ranks reach the parameters of one process") {
+  for (int world : {2, 4}) {
+    Job job;
+    job.world = world;
+    job.mode = "steps";
+    job.deadline_s = 90;
+    const auto runs = run_job(job);
+    check_all_finished(runs);
+    for (size_t r = 0; r < runs.size(); ++r) {
+      for (const std::string type : {"clip", "siglip"}) {
+        const auto& res = runs[r].results;
+        REQUIRE(res.count(type + "_steps_param_rel") == 1);
+        INFO("world " << world << " rank " << r << " " << type << ": parameter rel err "
+                      << res.at(type + "_steps_param_rel") << ", loss rel err "
+                      << res.at(type + "_steps_loss_rel"));
+        CHECK(res.at(type + "_steps_param_rel") <= 1e-9);
+        CHECK(res.at(type + "_steps_loss_rel") <= 1e-10);
+        CHECK(res.at(type + "_steps_moved") >= 1e-4);
+      }
+    }
+  }
+}
+
 TEST_CASE("a killed rank ends every other rank within the timeout, naming it") {
   check_fault("kill", 3, 2, 3);
 }
@@ -404,4 +436,153 @@ TEST_CASE("two network-namespaced hosts x 2 ranks: gradients match, a lost host 
     CHECK(killed[static_cast<size_t>(r)].exit_code == 1);
     CHECK_THAT(killed[static_cast<size_t>(r)].err, Catch::Contains("rank 3"));
   }
+}
+
+namespace {
+
+// Fashion-MNIST shards and a SentencePiece model made with duet itself, once per binary.
+struct TrainData {
+  TempDir dir;
+  std::string config;
+
+  TrainData() {
+    const std::string data = dir / "fm";
+    REQUIRE(std::system(
+                fmt_command({DUET_BINARY, "data", "fashion-mnist", "--out", data}).c_str()) == 0);
+    std::ostringstream captions;
+    std::istringstream names(read_file(data + "/classnames.txt"));
+    std::vector<std::string> classes;
+    for (std::string line; std::getline(names, line);) {
+      classes.push_back(line);
+    }
+    std::istringstream templates(read_file(data + "/templates.txt"));
+    for (std::string pattern; std::getline(templates, pattern);) {
+      for (const auto& name : classes) {
+        std::string caption = pattern;
+        caption.replace(caption.find("{}"), 2, name);
+        captions << caption << '\n';
+      }
+    }
+    std::ofstream(dir / "captions.txt") << captions.str();
+    REQUIRE(
+        std::system(fmt_command({DUET_BINARY, "tokenizer", "train", "--input", dir / "captions.txt",
+                                 "--vocab-size", "56", "--out", dir / "spm"})
+                        .c_str()) == 0);
+    config = dir / "run.yaml";
+    std::ofstream(config) << "model:\n"
+                             "  embed_dim: 32\n"
+                             "  vision: {image_size: 28, patch_size: 7, width: 32, layers: 1, "
+                             "heads: 2}\n"
+                             "  text: {context_length: 16, vocab_size: 56, width: 32, layers: 1, "
+                             "heads: 2}\n"
+                             "tokenizer: {type: sentencepiece, path: \""
+                          << dir / "spm.model"
+                          << "\"}\n"
+                             "data: {train: [\""
+                          << data
+                          << "/train/{000000..000011}.tar\"], workers: 1, shuffle_buffer: 200}\n"
+                             "optim: {lr: 0.003}\n"
+                             "schedule: {warmup_steps: 2}\n"
+                             "train: {steps: 6, batch_size: 32, accum_steps: 2, threads: 1, "
+                             "device: cpu, output_dir: \""
+                          << dir / "runs"
+                          << "\"}\n"
+                             "logging: {every_steps: 1, tensorboard: false}\n"
+                             "checkpoint: {keep_last: 5, every_steps: 3}\n"
+                             "distributed: {timeout_seconds: 20}\n";
+  }
+
+  static std::string fmt_command(const std::vector<std::string>& words) {
+    std::string command;
+    for (const auto& w : words) {
+      command += "'" + w + "' ";
+    }
+    return command + ">/dev/null 2>&1";
+  }
+};
+
+TrainData& train_data() {
+  static TrainData data;
+  return data;
+}
+
+std::vector<double> run_losses(const std::string& run_dir) {
+  std::vector<double> losses;
+  std::istringstream lines(read_file(run_dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    const auto at = line.find("\"loss\":");
+    if (at != std::string::npos) {
+      losses.push_back(std::stod(line.substr(at + 7)));
+    }
+  }
+  return losses;
+}
+
+Job train_job(const std::string& run_name, std::vector<std::string> extra = {},
+              std::map<int, std::vector<std::string>> per_rank = {}) {
+  Job job;
+  job.world = 2;
+  job.deadline_s = 120;
+  job.command = [=](int rank) {
+    std::vector<std::string> words = {DUET_BINARY,         "train", "-c",
+                                      train_data().config, "--set", "train.run_name=" + run_name};
+    words.insert(words.end(), extra.begin(), extra.end());
+    if (per_rank.count(rank)) {
+      words.insert(words.end(), per_rank.at(rank).begin(), per_rank.at(rank).end());
+    }
+    return words;
+  };
+  return job;
+}
+
+void check_exit(const std::vector<RankRun>& runs, int code) {
+  for (size_t r = 0; r < runs.size(); ++r) {
+    INFO("rank " << r << " stderr:\n" << runs[r].err);
+    CHECK(runs[r].exit_code == code);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("duet train on 2 ranks: one run directory, exact resume, refusals") {
+  const std::string runs_dir = train_data().dir / "runs";
+  const auto whole = run_job(train_job("whole"));
+  check_exit(whole, 0);
+  const auto expected = run_losses(runs_dir + "/whole");
+  REQUIRE(expected.size() == 6);  // rank 0 alone writes metrics
+  CHECK(expected.front() != Approx(expected.back()).epsilon(1e-3));
+  CHECK(read_file(runs_dir + "/whole/checkpoints/step-00000006/manifest.json")
+            .find("\"world_size\": 2") != std::string::npos);
+
+  // Interrupted after 3 steps and resumed on 2 ranks: the same losses step for step.
+  check_exit(run_job(train_job("parts", {"--stop-after", "3"})), 0);
+  check_exit(run_job(train_job("parts", {"--set", "checkpoint.resume=latest"})), 0);
+  const auto resumed = run_losses(runs_dir + "/parts");
+  REQUIRE(resumed.size() == 6);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    INFO("step " << i + 1);
+    CHECK(resumed[i] == Approx(expected[i]).epsilon(1e-6));
+  }
+
+  // Ranks with different configs are refused at start, naming the key.
+  const auto differ = run_job(train_job("differ", {}, {{1, {"--set", "optim.lr=0.01"}}}));
+  check_exit(differ, 2);
+  for (const auto& run : differ) {
+    CHECK_THAT(run.err, Catch::Contains("optim.lr"));
+  }
+
+  // A 2-rank checkpoint is not resumed by one process.
+  Job single = train_job("parts", {"--set", "checkpoint.resume=latest", "--set", "train.steps=8"});
+  single.world = 1;
+  single.command = [&](int) {
+    return std::vector<std::string>{DUET_BINARY, "train",
+                                    "-c",        train_data().config,
+                                    "--set",     "train.run_name=parts",
+                                    "--set",     "checkpoint.resume=latest",
+                                    "--set",     "train.steps=8"};
+  };
+  // world 1 through the launcher variables (RANK=0, WORLD_SIZE=1) is one process.
+  const auto alone = run_job(single);
+  check_exit(alone, 2);
+  CHECK_THAT(alone[0].err, Catch::Contains("written by 2 rank(s)"));
 }
