@@ -574,6 +574,9 @@ eval::EvalResult evaluate_checkpoint(const std::string& checkpoint,
       config ? *config
              : config::load_string(info.meta.at("config").get<std::string>(),
                                    (fs::path(checkpoint) / "config").string());
+  if (!config) {  // the checkpoint's config stands in for -c: its logging.level applies too
+    log::apply_config_level(resolved.logging.level);
+  }
   const auto tokenizer = text::make_tokenizer(resolved.tokenizer);
   const torch::Device device = resolve_device(resolved.train.device);
   models::ClipModel model(resolved.model, tokenizer->info());
