@@ -1,5 +1,7 @@
 #include "config/loader.h"
 
+#include "config/key_values.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -499,6 +501,24 @@ const std::vector<KeyInfo>& all_keys() {
   }();
   return keys;
 }
+
+}  // namespace
+
+std::vector<KeyValue> key_values(const Config& config) {
+  Config copy = config;  // visitors take mutable references
+  std::vector<KeyInfo> keys;
+  Lister lister(keys);
+  copy.visit(lister);
+  std::vector<KeyValue> out;
+  for (auto& key : keys) {
+    if (!key.is_section) {
+      out.emplace_back(std::move(key.path), std::move(key.default_value));
+    }
+  }
+  return out;
+}
+
+namespace {
 
 class Binder {
  public:
