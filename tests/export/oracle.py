@@ -139,6 +139,30 @@ def load_strict(cls, directory):
     return model.eval(), problems
 
 
+def check_hf_import(duet, work, config, model_class, hf_config, seed, texts_file, csv, duet_ids,
+                    pixels, report):
+    """A model transformers initialises (perturbed) and saves itself, imported by duet: the
+    embeddings duet computes from it equal transformers' own."""
+    import torch
+    torch.manual_seed(seed)
+    fresh = model_class(hf_config).eval()
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    saved = os.path.join(work, "hf-saved")
+    fresh.save_pretrained(saved)
+    imported_text, _ = duet.embed(config, "--checkpoint", saved, "--texts", texts_file)
+    imported_image, _ = duet.embed(config, "--checkpoint", saved, "--images", csv)
+    with torch.no_grad():
+        ref_text = normalized(features(fresh.get_text_features(input_ids=torch.tensor(duet_ids))))
+        ref_image = normalized(features(fresh.get_image_features(pixel_values=pixels)))
+    name = model_class.__name__
+    report.close(f"import: text embeddings of a transformers-saved {name}", imported_text,
+                 ref_text)
+    report.close(f"import: image embeddings of a transformers-saved {name}", imported_image,
+                 ref_image)
+
+
 def check_hf_clip(duet, work, bpe, report):
     need("transformers", "torch", "numpy", "PIL")
     import torch
@@ -189,22 +213,8 @@ train: {{device: cpu, seed: 7}}
                  tol=1e-6)
 
     # Import: a CLIPModel transformers initialises and saves itself, read by duet.
-    torch.manual_seed(1)
-    fresh = CLIPModel(model.config).eval()
-    with torch.no_grad():
-        for p in fresh.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    saved = os.path.join(work, "hf-saved")
-    fresh.save_pretrained(saved)
-    imported_text, _ = duet.embed(config, "--checkpoint", saved, "--texts", texts_file)
-    imported_image, _ = duet.embed(config, "--checkpoint", saved, "--images", csv)
-    with torch.no_grad():
-        ref_text = normalized(features(fresh.get_text_features(input_ids=torch.tensor(duet_ids))))
-        ref_image = normalized(features(fresh.get_image_features(pixel_values=pixels)))
-    report.close("import: text embeddings of a transformers-saved CLIPModel", imported_text,
-                 ref_text)
-    report.close("import: image embeddings of a transformers-saved CLIPModel", imported_image,
-                 ref_image)
+    check_hf_import(duet, work, config, CLIPModel, model.config, 1, texts_file, csv, duet_ids,
+                    pixels, report)
 
 
 def check_hf_siglip(duet, work, bpe, report):
@@ -263,22 +273,8 @@ train: {{device: cpu, seed: 8}}
                  [model.logit_scale.item(), model.logit_bias.item()],
                  [2.302585092994046, -10.0], tol=1e-6)
 
-    torch.manual_seed(2)
-    fresh = SiglipModel(model.config).eval()
-    with torch.no_grad():
-        for p in fresh.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    saved = os.path.join(work, "hf-saved")
-    fresh.save_pretrained(saved)
-    imported_text, _ = duet.embed(config, "--checkpoint", saved, "--texts", texts_file)
-    imported_image, _ = duet.embed(config, "--checkpoint", saved, "--images", csv)
-    with torch.no_grad():
-        ref_text = normalized(features(fresh.get_text_features(input_ids=torch.tensor(duet_ids))))
-        ref_image = normalized(features(fresh.get_image_features(pixel_values=pixels)))
-    report.close("import: text embeddings of a transformers-saved SiglipModel", imported_text,
-                 ref_text)
-    report.close("import: image embeddings of a transformers-saved SiglipModel", imported_image,
-                 ref_image)
+    check_hf_import(duet, work, config, SiglipModel, model.config, 2, texts_file, csv, duet_ids,
+                    pixels, report)
 
     # Larger vocabularies (multi-character pieces), unigram and BPE; the BPE tokenizer.json
     # ranks merges by piece score.
