@@ -187,16 +187,19 @@ TEST_CASE("warmup then cosine to min_lr, or constant after warmup") {
   CHECK(constant.at(100) == Approx(1.0));
 }
 
-TEST_CASE("bf16 autocast trains the towers in bfloat16 with a float32 loss") {
+TEST_CASE("a bf16 run trains with float32 master weights and finite losses") {
+  // Whether each step sees the updated weights is proven in test_bf16_step.cpp; here the whole
+  // loop runs in bf16 and its checkpoint holds float32 weights.
   TempDir out;
-  const auto fp32 = duet::train::train(small_run(out.path().string(), "fp32"), {});
   const auto bf16 =
       duet::train::train(small_run(out.path().string(), "bf16", {"train.precision=bf16"}), {});
   CHECK(std::isfinite(bf16.last_loss));
   CHECK(bf16.skipped_steps == 0);
-  // Same data and initialisation, different arithmetic: close but not bitwise equal.
-  CHECK(bf16.last_loss == Approx(fp32.last_loss).epsilon(0.05));
-  CHECK(bf16.last_loss != fp32.last_loss);
+  torch::serialize::InputArchive archive;
+  archive.load_from(bf16.last_checkpoint + "/model.pt");
+  torch::Tensor weight;
+  archive.read("visual.conv1.weight", weight);
+  CHECK(weight.scalar_type() == torch::kFloat32);
 }
 
 TEST_CASE("non-finite steps are skipped, and too many in a row stop the run with a clear message") {
