@@ -197,9 +197,22 @@ TEST_CASE("a bf16 run trains with float32 master weights and finite losses") {
   CHECK(bf16.skipped_steps == 0);
   torch::serialize::InputArchive archive;
   archive.load_from(bf16.last_checkpoint + "/model.pt");
-  torch::Tensor weight;
-  archive.read("visual.conv1.weight", weight);
-  CHECK(weight.scalar_type() == torch::kFloat32);
+  int64_t tensors = 0;
+  std::function<void(torch::serialize::InputArchive&)> check_float32 = [&](auto& node) {
+    for (const auto& key : node.keys()) {
+      torch::Tensor value;
+      torch::serialize::InputArchive child;
+      if (node.try_read(key, value)) {
+        CAPTURE(key);
+        CHECK(value.scalar_type() == torch::kFloat32);
+        ++tensors;
+      } else if (node.try_read(key, child)) {
+        check_float32(child);
+      }
+    }
+  };
+  check_float32(archive);
+  CHECK(tensors > 20);
 }
 
 TEST_CASE("non-finite steps are skipped, and too many in a row stop the run with a clear message") {
