@@ -71,6 +71,15 @@ torch::ScalarType parse_dtype(const std::string& name) {
   fail(ErrorKind::kUsage, "--dtype '{}' is not one of float32, float64, bfloat16", name);
 }
 
+config::LossImplementation parse_implementation(const std::string& impl) {
+  const auto parsed = config::parse<config::LossImplementation>(impl);
+  if (!parsed) {
+    fail(ErrorKind::kUsage, "bench loss: --impl '{}' is not one of {}", impl,
+         config::enum_rule<config::LossImplementation>().describe());
+  }
+  return *parsed;
+}
+
 // VmRSS or VmHWM of this process in KiB, from /proc/self/status.
 int64_t status_kib(const std::string& field) {
   std::ifstream in("/proc/self/status");
@@ -150,8 +159,8 @@ Measurement measure(const LossBenchOptions& o, const std::string& impl, Measure 
   }
   set_num_threads(o.threads);
   config::LossConfig config;
-  config.type = o.type;
-  config.implementation = impl;
+  config.type = *config::parse<config::LossType>(o.type);  // CLI11 checked the spelling
+  config.implementation = parse_implementation(impl);
   config.tile_size = o.tile;
   BenchInputs in = make_inputs(o);
   Measurement r;
@@ -241,8 +250,8 @@ void run_loss_bench(const LossBenchOptions& o) {
   parse_dtype(o.dtype);
   for (const std::string& impl : o.impls) {
     config::LossConfig config;
-    config.implementation = impl;
-    losses::select_implementation(config, torch::kCPU);  // rejects 'fused' and unknown names
+    config.implementation = parse_implementation(impl);
+    losses::select_implementation(config, torch::kCPU);  // rejects 'fused' here
   }
   const int64_t m = o.m > 0 ? o.m : o.n;
   std::cout << fmt::format(

@@ -180,8 +180,10 @@ void add_export(CLI::App& root, Registry& registry) {
       ->required();
   registry.add(command, [args] {
     LoadedModel m = load_model(args->model);
-    const std::string format = args->format.empty() ? m.config.export_.format : args->format;
-    const std::string dtype = args->dtype.empty() ? m.config.export_.dtype : args->dtype;
+    const std::string format =
+        args->format.empty() ? config::name(m.config.export_.format) : args->format;
+    const std::string dtype =
+        args->dtype.empty() ? config::name(m.config.export_.dtype) : args->dtype;
     std::vector<std::string> notes;
     const std::vector<std::string> written =
         export_::export_model(*m.model, m.config, *m.tokenizer,

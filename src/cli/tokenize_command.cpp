@@ -70,7 +70,8 @@ Resolved resolve(const TokenizerSource& source) {
          "sentencepiece)");
   }
   if (!source.type.empty()) {
-    r.tokenizer.type = source.type == "clip-bpe" ? "clip_bpe" : source.type;
+    r.tokenizer.type = source.type == "clip-bpe" ? config::TokenizerType::kClipBpe
+                                                 : config::TokenizerType::kSentencePiece;
   }
   if (!source.vocab.empty()) {
     r.tokenizer.path = source.vocab;

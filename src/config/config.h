@@ -10,6 +10,108 @@
 
 namespace duet::config {
 
+// ---- enumerated values (schema.h: one spelling each, used by YAML, docs and messages) ----
+
+enum class Activation { kGelu, kGeluTanh, kQuickGelu };
+inline const Spellings<Activation>& spellings(Activation) {
+  static const Spellings<Activation> s{{Activation::kGelu, "gelu"},
+                                       {Activation::kGeluTanh, "gelu_tanh"},
+                                       {Activation::kQuickGelu, "quick_gelu"}};
+  return s;
+}
+
+enum class VisionPool { kClass, kMean, kAttention };
+inline const Spellings<VisionPool>& spellings(VisionPool) {
+  static const Spellings<VisionPool> s{{VisionPool::kClass, "class"},
+                                       {VisionPool::kMean, "mean"},
+                                       {VisionPool::kAttention, "attention"}};
+  return s;
+}
+
+enum class TextPool { kEot, kLast };
+inline const Spellings<TextPool>& spellings(TextPool) {
+  static const Spellings<TextPool> s{{TextPool::kEot, "eot"}, {TextPool::kLast, "last"}};
+  return s;
+}
+
+enum class AttentionImpl { kAuto, kFused, kExplicit };
+inline const Spellings<AttentionImpl>& spellings(AttentionImpl) {
+  static const Spellings<AttentionImpl> s{{AttentionImpl::kAuto, "auto"},
+                                          {AttentionImpl::kFused, "fused"},
+                                          {AttentionImpl::kExplicit, "explicit"}};
+  return s;
+}
+
+enum class TokenizerType { kClipBpe, kSentencePiece };
+inline const Spellings<TokenizerType>& spellings(TokenizerType) {
+  static const Spellings<TokenizerType> s{{TokenizerType::kClipBpe, "clip_bpe"},
+                                          {TokenizerType::kSentencePiece, "sentencepiece"}};
+  return s;
+}
+
+enum class LossType { kClip, kSiglip };
+inline const Spellings<LossType>& spellings(LossType) {
+  static const Spellings<LossType> s{{LossType::kClip, "clip"}, {LossType::kSiglip, "siglip"}};
+  return s;
+}
+
+// What loss.implementation asks for; losses/implementation.h resolves kAuto per device.
+enum class LossImplementation { kAuto, kReference, kTiled, kFused };
+inline const Spellings<LossImplementation>& spellings(LossImplementation) {
+  static const Spellings<LossImplementation> s{{LossImplementation::kAuto, "auto"},
+                                               {LossImplementation::kReference, "reference"},
+                                               {LossImplementation::kTiled, "tiled"},
+                                               {LossImplementation::kFused, "fused"}};
+  return s;
+}
+
+enum class ScheduleType { kCosine, kConstant };
+inline const Spellings<ScheduleType>& spellings(ScheduleType) {
+  static const Spellings<ScheduleType> s{{ScheduleType::kCosine, "cosine"},
+                                         {ScheduleType::kConstant, "constant"}};
+  return s;
+}
+
+enum class Precision { kFp32, kBf16 };
+inline const Spellings<Precision>& spellings(Precision) {
+  static const Spellings<Precision> s{{Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}};
+  return s;
+}
+
+enum class DeviceChoice { kAuto, kCpu, kCuda };
+inline const Spellings<DeviceChoice>& spellings(DeviceChoice) {
+  static const Spellings<DeviceChoice> s{
+      {DeviceChoice::kAuto, "auto"}, {DeviceChoice::kCpu, "cpu"}, {DeviceChoice::kCuda, "cuda"}};
+  return s;
+}
+
+enum class Backend { kAuto, kNccl, kGloo, kNone };
+inline const Spellings<Backend>& spellings(Backend) {
+  static const Spellings<Backend> s{{Backend::kAuto, "auto"},
+                                    {Backend::kNccl, "nccl"},
+                                    {Backend::kGloo, "gloo"},
+                                    {Backend::kNone, "none"}};
+  return s;
+}
+
+enum class ExportFormat { kHf, kOpenClip, kSafetensors };
+inline const Spellings<ExportFormat>& spellings(ExportFormat) {
+  static const Spellings<ExportFormat> s{{ExportFormat::kHf, "hf"},
+                                         {ExportFormat::kOpenClip, "open_clip"},
+                                         {ExportFormat::kSafetensors, "safetensors"}};
+  return s;
+}
+
+enum class ExportDtype { kFloat32, kFloat16, kBFloat16 };
+inline const Spellings<ExportDtype>& spellings(ExportDtype) {
+  static const Spellings<ExportDtype> s{{ExportDtype::kFloat32, "float32"},
+                                        {ExportDtype::kFloat16, "float16"},
+                                        {ExportDtype::kBFloat16, "bfloat16"}};
+  return s;
+}
+
+// ---- sections ---------------------------------------------------------------------------
+
 struct VisionConfig {
   int64_t image_size = 224;
   int64_t patch_size = 32;
@@ -17,8 +119,8 @@ struct VisionConfig {
   int64_t layers = 12;
   int64_t heads = 12;
   double mlp_ratio = 4.0;
-  std::string act = "gelu";
-  std::string pool = "class";
+  Activation act = Activation::kGelu;
+  VisionPool pool = VisionPool::kClass;
   bool class_token = true;
   bool patch_bias = false;
   bool ln_pre = true;
@@ -36,12 +138,10 @@ struct VisionConfig {
     v.field("layers", layers, "Number of residual attention blocks.", positive());
     v.field("heads", heads, "Attention heads per block; must divide width.", positive());
     v.field("mlp_ratio", mlp_ratio, "MLP hidden size as a multiple of width.", positive());
-    v.field("act", act, "MLP activation (gelu_tanh: GELU's tanh approximation, SigLIP's).",
-            one_of({"gelu", "gelu_tanh", "quick_gelu"}));
+    v.field("act", act, "MLP activation (gelu_tanh: GELU's tanh approximation, SigLIP's).");
     v.field("pool", pool,
             "Pooling: class token (CLIP), mean of patch tokens, or attention pooling with a "
-            "learned probe (SigLIP).",
-            one_of({"class", "mean", "attention"}));
+            "learned probe (SigLIP).");
     v.field("class_token", class_token,
             "Prepend a learned class token (CLIP). Off, as in SigLIP and transformers' "
             "SiglipModel, only patch tokens exist and pool must be mean or attention.");
@@ -67,9 +167,9 @@ struct TextConfig {
   int64_t layers = 12;
   int64_t heads = 8;
   double mlp_ratio = 4.0;
-  std::string act = "gelu";
+  Activation act = Activation::kGelu;
   bool causal = true;
-  std::string pool = "eot";
+  TextPool pool = TextPool::kEot;
   bool proj_bias = false;
   double ls_init = 0.0;
   bool grad_checkpointing = false;
@@ -84,12 +184,10 @@ struct TextConfig {
     v.field("layers", layers, "Number of residual attention blocks.", positive());
     v.field("heads", heads, "Attention heads per block; must divide width.", positive());
     v.field("mlp_ratio", mlp_ratio, "MLP hidden size as a multiple of width.", positive());
-    v.field("act", act, "MLP activation (gelu_tanh: GELU's tanh approximation, SigLIP's).",
-            one_of({"gelu", "gelu_tanh", "quick_gelu"}));
+    v.field("act", act, "MLP activation (gelu_tanh: GELU's tanh approximation, SigLIP's).");
     v.field("causal", causal, "Causal attention mask (CLIP) or bidirectional (SigLIP).");
     v.field("pool", pool,
-            "Pooled token: the end-of-text token (CLIP) or the last position (SigLIP).",
-            one_of({"eot", "last"}));
+            "Pooled token: the end-of-text token (CLIP) or the last position (SigLIP).");
     v.field("proj_bias", proj_bias,
             "Bias on the projection to model.embed_dim (SigLIP's text head has one, CLIP none).");
     v.field("ls_init", ls_init, "LayerScale initial value; 0 disables LayerScale.", at_least(0.0));
@@ -101,7 +199,7 @@ struct TextConfig {
 struct ModelConfig {
   std::string name;
   int64_t embed_dim = 512;
-  std::string attention = "auto";
+  AttentionImpl attention = AttentionImpl::kAuto;
   double init_logit_scale = 2.6592600369327779;  // ln(1 / 0.07)
   bool logit_bias = false;
   double init_logit_bias = -10.0;
@@ -117,8 +215,7 @@ struct ModelConfig {
             positive());
     v.field("attention", attention,
             "Attention implementation: fused scaled-dot-product where LibTorch has it (auto), "
-            "always fused, or the explicit softmax(QK^T)V.",
-            one_of({"auto", "fused", "explicit"}));
+            "always fused, or the explicit softmax(QK^T)V.");
     v.field("init_logit_scale", init_logit_scale,
             "Initial log temperature: ln(1/0.07) for CLIP, ln(10) for SigLIP.");
     v.field("logit_bias", logit_bias, "Learnable logit bias (SigLIP).");
@@ -136,13 +233,12 @@ struct ModelConfig {
 };
 
 struct TokenizerConfig {
-  std::string type = "clip_bpe";
+  TokenizerType type = TokenizerType::kClipBpe;
   std::string path;
 
   template <class V>
   void visit(V& v) {
-    v.field("type", type, "Tokenizer: CLIP's byte-level BPE or a SentencePiece model.",
-            one_of({"clip_bpe", "sentencepiece"}));
+    v.field("type", type, "Tokenizer: CLIP's byte-level BPE or a SentencePiece model.");
     v.field("path", path,
             "CLIP BPE merges file (bpe_simple_vocab_16e6.txt[.gz], ships with OpenCLIP and "
             "OpenAI CLIP) or SentencePiece .model file.");
@@ -182,18 +278,18 @@ struct DataConfig {
 };
 
 struct LossConfig {
-  std::string type = "clip";
-  std::string implementation = "auto";
+  LossType type = LossType::kClip;
+  LossImplementation implementation = LossImplementation::kAuto;
   int64_t tile_size = 256;
 
   template <class V>
   void visit(V& v) {
-    v.field("type", type, "Symmetric InfoNCE (clip) or pairwise sigmoid (siglip).",
-            one_of({"clip", "siglip"}));
+    v.field("type", type, "Symmetric InfoNCE (clip) or pairwise sigmoid (siglip).");
     v.field("implementation", implementation,
-            "reference (materialises the logits), tiled (CPU, O(N+M) saved state), fused "
-            "(CUDA kernel), or auto (fused on CUDA, tiled on CPU).",
-            one_of({"auto", "reference", "tiled", "fused"}));
+            "reference (plain ATen ops, materialises the n x M logits), tiled (ATen ops on "
+            "tiles, any device, O(n+M) saved state), fused (the CUDA kernels: CUDA devices, in "
+            "builds with them - `duet --version` says), or auto (fused where the build and device "
+            "have it, else tiled).");
     v.field("tile_size", tile_size, "Rows and columns per tile of the tiled loss.", positive());
   }
 };
@@ -225,13 +321,13 @@ struct OptimConfig {
 };
 
 struct ScheduleConfig {
-  std::string type = "cosine";
+  ScheduleType type = ScheduleType::kCosine;
   int64_t warmup_steps = 0;
   double min_lr = 0.0;
 
   template <class V>
   void visit(V& v) {
-    v.field("type", type, "Learning-rate schedule after warmup.", one_of({"cosine", "constant"}));
+    v.field("type", type, "Learning-rate schedule after warmup.");
     v.field("warmup_steps", warmup_steps, "Linear warmup steps from 0 to optim.lr.", at_least(0));
     v.field("min_lr", min_lr, "Final learning rate of the cosine schedule.", at_least(0.0));
   }
@@ -242,9 +338,9 @@ struct TrainConfig {
   int64_t epochs = 0;
   int64_t batch_size = 256;
   int64_t accum_steps = 1;
-  std::string precision = "fp32";
+  Precision precision = Precision::kFp32;
   int64_t seed = 0;
-  std::string device = "auto";
+  DeviceChoice device = DeviceChoice::kAuto;
   int64_t threads = 0;
   std::string output_dir = "runs";
   std::string run_name;
@@ -260,11 +356,9 @@ struct TrainConfig {
     v.field("accum_steps", accum_steps,
             "Micro-batches per step; features are cached so the loss still sees the whole batch.",
             positive());
-    v.field("precision", precision, "fp32, or bf16 autocast where LibTorch supports it.",
-            one_of({"fp32", "bf16"}));
+    v.field("precision", precision, "fp32, or bf16 autocast where LibTorch supports it.");
     v.field("seed", seed, "Seed for initialisation, data order and augmentation.", at_least(0));
-    v.field("device", device, "Where to train: cuda when available (auto), cpu or cuda.",
-            one_of({"auto", "cpu", "cuda"}));
+    v.field("device", device, "Where to train: cuda when available (auto), cpu or cuda.");
     v.field("threads", threads, "Intra-op CPU threads; 0 keeps LibTorch's default.", at_least(0));
     v.field("output_dir", output_dir, "Directory that holds run directories.");
     v.field("run_name", run_name,
@@ -308,7 +402,7 @@ struct EvalConfig {
 };
 
 struct DistributedConfig {
-  std::string backend = "auto";
+  Backend backend = Backend::kAuto;
   int64_t timeout_seconds = 300;
   int64_t bucket_mb = 25;
 
@@ -316,8 +410,7 @@ struct DistributedConfig {
   void visit(V& v) {
     v.field("backend", backend,
             "Communicator: nccl for CUDA, gloo for CPU (auto picks by device), none for one "
-            "process.",
-            one_of({"auto", "nccl", "gloo", "none"}));
+            "process.");
     v.field("timeout_seconds", timeout_seconds,
             "A rank that does not answer within this time fails the job on every rank.",
             positive());
@@ -358,16 +451,14 @@ struct CheckpointConfig {
 };
 
 struct ExportConfig {
-  std::string format = "hf";
-  std::string dtype = "float32";
+  ExportFormat format = ExportFormat::kHf;
+  ExportDtype dtype = ExportDtype::kFloat32;
 
   template <class V>
   void visit(V& v) {
     v.field("format", format,
-            "hf (transformers directory), open_clip (OpenCLIP/OpenAI state dict) or safetensors.",
-            one_of({"hf", "open_clip", "safetensors"}));
-    v.field("dtype", dtype, "Parameter dtype in the exported files.",
-            one_of({"float32", "float16", "bfloat16"}));
+            "hf (transformers directory), open_clip (OpenCLIP/OpenAI state dict) or safetensors.");
+    v.field("dtype", dtype, "Parameter dtype in the exported files.");
   }
 };
 

@@ -3,6 +3,7 @@
 #include "config/key_values.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -246,6 +247,13 @@ void load_source(const std::string& text, const std::string& origin, const fs::p
   }
 }
 
+// One punctuation character other than YAML's null (~): YAML reads most of them as syntax (',' is
+// null, '|' a block, '[' an error), but on the command line they are meant as themselves.
+bool literal_character(const std::string& value_text) {
+  return value_text.size() == 1 && std::ispunct(static_cast<unsigned char>(value_text[0])) &&
+         value_text != "~";
+}
+
 void apply_override(const std::string& text, FlatMap& flat) {
   const size_t eq = text.find('=');
   const std::string where = "--set " + text;
@@ -261,13 +269,17 @@ void apply_override(const std::string& text, FlatMap& flat) {
   }
   const std::string value_text = text.substr(eq + 1);
   YAML::Node value;
-  try {
-    value = YAML::Load(value_text);
-  } catch (const YAML::ParserException& e) {
-    config_error(fmt::format(
-        "{}: the value '{}' is not valid YAML ({} at column {} of the value); quote it if it is "
-        "a string, e.g. --set '{}=\"...\"'",
-        where, value_text, e.msg, e.mark.column + 1, key));
+  if (literal_character(value_text)) {
+    value = YAML::Node(value_text);  // `--set data.csv_separator=,` means the character
+  } else {
+    try {
+      value = YAML::Load(value_text);
+    } catch (const YAML::ParserException& e) {
+      config_error(fmt::format(
+          "{}: the value '{}' is not valid YAML ({} at column {} of the value); quote it if it is "
+          "a string, e.g. --set '{}=\"...\"'",
+          where, value_text, e.msg, e.mark.column + 1, key));
+    }
   }
   if (value.IsMap() && value.size() > 0) {
     Walk walk{where, [&where](const YAML::Mark&) { return where; }};
@@ -409,6 +421,19 @@ std::string convert(const YAML::Node& node, std::string& out, const Rule& rule) 
   return "expected a string, got " + describe(node);
 }
 
+template <class E, std::enable_if_t<is_config_enum_v<E>, int> = 0>
+std::string convert(const YAML::Node& node, E& out, const Rule&) {
+  const Rule rule = enum_rule<E>();
+  if (!node.IsScalar()) {
+    return fmt::format("must be {}, got {}", rule.describe(), describe(node));
+  }
+  if (const auto value = parse<E>(node.Scalar())) {
+    out = *value;
+    return {};
+  }
+  return check_rule(node.Scalar(), rule);
+}
+
 template <class T>
 std::string convert(const YAML::Node& node, std::vector<T>& out, const Rule& rule) {
   if (node.IsNull()) {
@@ -444,6 +469,10 @@ std::string type_name(const int64_t&) { return "integer"; }
 std::string type_name(const double&) { return "number"; }
 std::string type_name(const bool&) { return "bool"; }
 std::string type_name(const std::string&) { return "string"; }
+template <class E, std::enable_if_t<is_config_enum_v<E>, int> = 0>
+std::string type_name(const E&) {
+  return "string";
+}
 template <class T>
 std::string type_name(const std::vector<T>&) {
   return "list of " + type_name(T{}) + "s";
@@ -457,6 +486,10 @@ std::string show(const std::string& v) {
     return "\"\\t\"";
   }
   return v.empty() ? "\"\"" : v;
+}
+template <class E, std::enable_if_t<is_config_enum_v<E>, int> = 0>
+std::string show(const E& v) {
+  return name(v);
 }
 template <class T>
 std::string show(const std::vector<T>& v) {
@@ -473,8 +506,12 @@ class Lister {
 
   template <class T>
   void field(const char* name, T& value, const char* help, const Rule& rule = {}) {
+    std::string allowed = rule.describe();
+    if constexpr (is_config_enum_v<T>) {
+      allowed = enum_rule<T>().describe();
+    }
     keys_.push_back(
-        {join_path(prefix_, name), type_name(value), show(value), rule.describe(), help, false});
+        {join_path(prefix_, name), type_name(value), show(value), allowed, help, false});
   }
 
   template <class S>
@@ -589,6 +626,10 @@ class Emitter {
     }
     out_ << YAML::EndSeq;
   }
+  template <class E, std::enable_if_t<is_config_enum_v<E>, int> = 0>
+  void field(const char* key, E& value, const char*, const Rule& = {}) {
+    out_ << YAML::Key << key << YAML::Value << name(value);
+  }
   void field(const char* name, std::vector<std::string>& value, const char*, const Rule& = {}) {
     out_ << YAML::Key << name << YAML::Value;
     if (value.empty()) {
@@ -642,7 +683,7 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
             "model.vision.image_size ({}) must be divisible by model.vision.patch_size ({})",
             vision.image_size, vision.patch_size));
   }
-  if (vision.pool == "class" && !vision.class_token) {
+  if (vision.pool == VisionPool::kClass && !vision.class_token) {
     add("model.vision.pool",
         "model.vision.pool 'class' needs model.vision.class_token: true; use mean or attention "
         "pooling without a class token");
@@ -659,11 +700,11 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
                     format_number(c.model.init_logit_scale),
                     format_number(c.optim.logit_scale_max)));
   }
-  if (c.loss.type == "siglip" && !c.model.logit_bias) {
+  if (c.loss.type == LossType::kSiglip && !c.model.logit_bias) {
     add("loss.type",
         "loss.type 'siglip' needs model.logit_bias: true (the sigmoid loss learns a bias)");
   }
-  if (c.loss.type == "clip" && c.model.logit_bias) {
+  if (c.loss.type == LossType::kClip && c.model.logit_bias) {
     add("model.logit_bias",
         "model.logit_bias: true has no effect with loss.type 'clip' (softmax ignores a shared "
         "bias); use loss.type 'siglip' or turn it off");
@@ -714,7 +755,7 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
     add("eval.zero_shot",
         "eval.zero_shot needs all of source, classnames and templates, or none of them");
   }
-  if (c.distributed.backend == "nccl" && c.train.device == "cpu") {
+  if (c.distributed.backend == Backend::kNccl && c.train.device == DeviceChoice::kCpu) {
     add("distributed.backend", "distributed.backend 'nccl' needs train.device 'cuda' or 'auto'");
   }
   return out;

@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "distributed/communicator_backends.h"
+#include "duet/build_info.h"
 
 namespace duet::distributed {
 
@@ -17,19 +18,13 @@ std::vector<torch::Tensor> Communicator::all_gather_list(const torch::Tensor& lo
   return parts;
 }
 
-bool nccl_available() {
-#ifdef DUET_NCCL
-  return true;
-#else
-  return false;
-#endif
-}
+bool nccl_available() { return DUET_NCCL != 0; }
 
 std::unique_ptr<Communicator> make_communicator(const LaunchInfo& launch,
                                                 const config::DistributedConfig& config,
                                                 const torch::Device& device) {
-  const std::string& backend = config.backend;
-  if (backend == "none") {
+  const config::Backend backend = config.backend;
+  if (backend == config::Backend::kNone) {
     if (launch.world_size > 1) {
       fail(ErrorKind::kConfig,
            "distributed.backend 'none' runs one process, but the launcher ({}) started {} "
@@ -38,16 +33,16 @@ std::unique_ptr<Communicator> make_communicator(const LaunchInfo& launch,
     }
     return make_single_communicator();
   }
-  if (backend == "auto" && launch.world_size == 1) {
+  if (backend == config::Backend::kAuto && launch.world_size == 1) {
     return make_single_communicator();
   }
   const auto timeout = std::chrono::milliseconds(config.timeout_seconds * 1000);
-  std::string chosen = backend;
-  if (backend == "auto") {
-    chosen = device.is_cuda() && nccl_available() ? "nccl" : "gloo";
+  config::Backend chosen = backend;
+  if (backend == config::Backend::kAuto) {
+    chosen = device.is_cuda() && nccl_available() ? config::Backend::kNccl : config::Backend::kGloo;
   }
   auto logger = log::get("distributed");
-  if (chosen == "gloo") {
+  if (chosen == config::Backend::kGloo) {
     if (device.is_cuda()) {
       logger->warn(
           "distributed: gloo with CUDA tensors stages every collective through host memory{}",
@@ -56,24 +51,20 @@ std::unique_ptr<Communicator> make_communicator(const LaunchInfo& launch,
     logger->info("distributed: {}, gloo backend", launch.describe());
     return make_gloo_communicator(launch, timeout);
   }
-  if (chosen == "nccl") {
-    if (!nccl_available()) {
-      fail(ErrorKind::kConfig,
-           "distributed.backend 'nccl': this build has no NCCL (configure with "
-           "-DDUET_WITH_NCCL=ON on a machine with CUDA and NCCL), or use gloo");
-    }
-    if (!device.is_cuda()) {
-      fail(ErrorKind::kConfig, "distributed.backend 'nccl' needs a CUDA device, got {}",
-           device.str());
-    }
-    logger->info("distributed: {}, nccl backend on {}", launch.describe(), device.str());
-    return make_nccl_communicator(launch, timeout, device);
+  if (!nccl_available()) {
+    fail(ErrorKind::kConfig,
+         "distributed.backend 'nccl': this build has no NCCL (configure with "
+         "-DDUET_WITH_NCCL=ON on a machine with CUDA and NCCL), or use gloo");
   }
-  fail(ErrorKind::kConfig,
-       "distributed.backend '{}' is unknown (expected auto, nccl, gloo or none)", backend);
+  if (!device.is_cuda() || !device.has_index()) {
+    fail(ErrorKind::kConfig, "distributed.backend 'nccl' needs an indexed CUDA device, got {}",
+         device.str());
+  }
+  logger->info("distributed: {}, nccl backend on {}", launch.describe(), device.str());
+  return make_nccl_communicator(launch, timeout, device);
 }
 
-#ifndef DUET_NCCL
+#if !DUET_NCCL
 std::unique_ptr<Communicator> make_nccl_communicator(const LaunchInfo&, std::chrono::milliseconds,
                                                      const torch::Device&) {
   fail(ErrorKind::kConfig, "distributed.backend 'nccl': this build has no NCCL");

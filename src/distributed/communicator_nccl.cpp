@@ -3,9 +3,7 @@
 // LibTorch's caching allocator on that same stream. The ncclUniqueId travels through rank 0's
 // TCPStore. Collectives are asynchronous: a dead peer shows up as a hang, which the heartbeat
 // (rendezvous.h) turns into an exit naming the rank; ncclCommAbort is not needed for that.
-// Built only with DUET_NCCL (CMake's DUET_WITH_NCCL).
-#ifdef DUET_NCCL
-
+// Compiled only in builds with NCCL (src/distributed/CMakeLists.txt, CMake's DUET_WITH_NCCL).
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -216,5 +214,3 @@ std::unique_ptr<Communicator> make_nccl_communicator(const LaunchInfo& launch,
 }
 
 }  // namespace duet::distributed
-
-#endif  // DUET_NCCL

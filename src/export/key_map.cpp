@@ -240,14 +240,16 @@ std::vector<std::string> unsupported(const config::ModelConfig& config, Format f
          "(its SigLIP models use timm image towers); export --format hf instead");
     need(!v.patch_bias, "model.vision.patch_bias: true: OpenCLIP's conv1 has no bias");
     need(v.proj, "model.vision.proj: false: OpenCLIP's VisionTransformer always projects");
-    need(v.pool != "attention",
+    need(v.pool != config::VisionPool::kAttention,
          "model.vision.pool 'attention': OpenCLIP's attentional pooler is CoCa's, not SigLIP's "
          "MAP head; export --format hf instead");
-    need(v.act == t.act || (v.act != "quick_gelu" && t.act != "quick_gelu"),
+    need(v.act == t.act ||
+             (v.act != config::Activation::kQuickGelu && t.act != config::Activation::kQuickGelu),
          fmt::format("model.vision.act '{}' and model.text.act '{}': OpenCLIP's quick_gelu flag "
                      "covers both towers",
-                     v.act, t.act));
-    need(t.pool != "eot" || (tokenizer.eot_id >= 0 && tokenizer.eot_id < t.vocab_size),
+                     config::name(v.act), config::name(t.act)));
+    need(t.pool != config::TextPool::kEot ||
+             (tokenizer.eot_id >= 0 && tokenizer.eot_id < t.vocab_size),
          "model.text.pool 'eot' needs the tokenizer's end-of-text id");
     return out;
   }
@@ -257,36 +259,36 @@ std::vector<std::string> unsupported(const config::ModelConfig& config, Format f
        fmt::format("LayerScale (model.vision.ls_init {}, model.text.ls_init {}): {} has none",
                    v.ls_init, t.ls_init, hf_model_name(hf_model(config))));
   if (hf_model(config) == HfModel::kClip) {
-    need(v.class_token && v.pool == "class",
+    need(v.class_token && v.pool == config::VisionPool::kClass,
          fmt::format("model.vision.pool '{}': CLIPModel pools the class token; use pool: class "
                      "(or model.logit_bias with SigLIP's layout for SiglipModel)",
-                     v.pool));
+                     config::name(v.pool)));
     need(v.ln_pre, "model.vision.ln_pre: false: CLIPModel has pre_layrnorm");
     need(!v.patch_bias, "model.vision.patch_bias: true: CLIPModel's patch embedding has no bias");
     need(v.proj, "model.vision.proj: false: CLIPModel always has visual_projection");
-    need(t.causal && t.pool == "eot",
+    need(t.causal && t.pool == config::TextPool::kEot,
          fmt::format("model.text.causal {} / pool '{}': CLIPModel's text tower is causal and "
                      "pools at the end-of-text token",
-                     t.causal, t.pool));
+                     t.causal, config::name(t.pool)));
     need(!t.proj_bias, "model.text.proj_bias: true: CLIPModel's text_projection has no bias");
     need(tokenizer.eot_id != 2,
          "the tokenizer's end-of-text id is 2, which transformers' CLIP treats as a legacy "
          "config and pools at the largest id instead; retrain the tokenizer with another eos id");
   } else {
-    need(v.pool == "attention",
+    need(v.pool == config::VisionPool::kAttention,
          fmt::format("model.vision.pool '{}': SiglipModel pools with its attention head; use "
                      "pool: attention",
-                     v.pool));
+                     config::name(v.pool)));
     need(!v.class_token, "model.vision.class_token: true: SiglipModel has no class token");
     need(!v.ln_pre, "model.vision.ln_pre: true: SiglipModel has no pre-LayerNorm");
     need(v.patch_bias, "model.vision.patch_bias: false: SiglipModel's patch embedding has a bias");
     need(!v.proj && v.width == config.embed_dim,
          "model.vision.proj: true: SiglipModel's image embedding is the attention head's output "
          "(set proj: false and model.embed_dim = model.vision.width)");
-    need(!t.causal && t.pool == "last",
+    need(!t.causal && t.pool == config::TextPool::kLast,
          fmt::format("model.text.causal {} / pool '{}': SiglipModel's text tower is "
                      "bidirectional and pools the last position",
-                     t.causal, t.pool));
+                     t.causal, config::name(t.pool)));
     need(t.proj_bias, "model.text.proj_bias: false: SiglipModel's text head has a bias");
   }
   return out;

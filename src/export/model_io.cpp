@@ -188,11 +188,8 @@ void check_open_clip_config(const nlohmann::json& oc, const config::ModelConfig&
          origin, vision["timm_model_name"].dump());
   }
   const bool quick = cfg.value("quick_gelu", false);
-  auto duet_quick = [](const std::string& act) { return act == "quick_gelu"; };
-  std::string pool = "tok";
-  if (m.vision.pool == "mean") {
-    pool = "avg";
-  }
+  auto duet_quick = [](config::Activation act) { return act == config::Activation::kQuickGelu; };
+  const std::string pool = m.vision.pool == config::VisionPool::kMean ? "avg" : "tok";
   require_same({{"quick_gelu (model.vision.act)", quick, duet_quick(m.vision.act)},
                 {"quick_gelu (model.text.act)", quick, duet_quick(m.text.act)},
                 {"text_cfg.no_causal_mask (model.text.causal)", text.value("no_causal_mask", false),
@@ -262,10 +259,10 @@ std::vector<std::string> export_model(const models::ClipModelImpl& model,
     write_tensors((dir / kOpenClipWeights).string(), tensors, metadata);
     written.push_back((dir / kOpenClipWeights).string());
     text_file(kOpenClipConfig, open_clip_config(config, info).dump(2) + "\n");
-    if (config.tokenizer.type != "clip_bpe") {
+    if (config.tokenizer.type != config::TokenizerType::kClipBpe) {
       notes.push_back(fmt::format(
           "tokenizer.type '{}': OpenCLIP's default tokenizer is CLIP BPE; tokenize with duet",
-          config.tokenizer.type));
+          config::name(config.tokenizer.type)));
     }
   }
   return written;

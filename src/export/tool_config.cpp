@@ -19,8 +19,8 @@ int64_t mlp_width(int64_t width, double ratio) {
   return static_cast<int64_t>(static_cast<double>(width) * ratio);
 }
 
-nlohmann::json act_kwargs(const std::string& act) {
-  if (act == "gelu_tanh") {
+nlohmann::json act_kwargs(config::Activation act) {
+  if (act == config::Activation::kGeluTanh) {
     return {{"approximate", "tanh"}};
   }
   return nullptr;
@@ -28,11 +28,11 @@ nlohmann::json act_kwargs(const std::string& act) {
 
 }  // namespace
 
-std::string hf_activation(const std::string& act) {
-  if (act == "gelu_tanh") {
+std::string hf_activation(config::Activation act) {
+  if (act == config::Activation::kGeluTanh) {
     return "gelu_pytorch_tanh";
   }
-  return act;  // "gelu" and "quick_gelu" are transformers' names too
+  return config::name(act);  // "gelu" and "quick_gelu" are transformers' names too
 }
 
 nlohmann::json hf_model_config(const config::ModelConfig& model,
@@ -168,7 +168,7 @@ std::map<std::string, std::string> hf_tokenizer_files(const text::Tokenizer& tok
   const auto* bpe = dynamic_cast<const text::ClipBpeTokenizer*>(&tokenizer);
   if (bpe == nullptr) {
     why_not = fmt::format("tokenizer.type '{}' has no transformers tokenizer files",
-                          config.tokenizer.type);
+                          config::name(config.tokenizer.type));
     return files;
   }
   const text::TokenizerInfo info = bpe->info();
@@ -224,7 +224,7 @@ nlohmann::json open_clip_config(const config::Config& config,
                            {"mlp_ratio", v.mlp_ratio},
                            {"patch_dropout", v.patch_dropout},
                            {"no_ln_pre", !v.ln_pre},
-                           {"pool_type", v.pool == "mean" ? "avg" : "tok"}};
+                           {"pool_type", v.pool == config::VisionPool::kMean ? "avg" : "tok"}};
   vision["ls_init_value"] = v.ls_init > 0.0 ? nlohmann::json(v.ls_init) : nlohmann::json(nullptr);
   if (!act_kwargs(v.act).is_null()) {
     vision["act_kwargs"] = act_kwargs(v.act);
@@ -232,7 +232,7 @@ nlohmann::json open_clip_config(const config::Config& config,
   // OpenAI's argmax pooling is the first EOT when EOT is the largest id; otherwise pool at
   // eos_id, which OpenCLIP also supports.
   std::string pool = "last";
-  if (t.pool == "eot") {
+  if (t.pool == config::TextPool::kEot) {
     pool = tokenizer.eot_id == t.vocab_size - 1 ? "argmax" : "eos";
   }
   nlohmann::json text = {{"context_length", t.context_length},
@@ -251,7 +251,8 @@ nlohmann::json open_clip_config(const config::Config& config,
     text["act_kwargs"] = act_kwargs(t.act);
   }
   nlohmann::json model = {{"embed_dim", m.embed_dim},
-                          {"quick_gelu", v.act == "quick_gelu" || t.act == "quick_gelu"},
+                          {"quick_gelu", v.act == config::Activation::kQuickGelu ||
+                                             t.act == config::Activation::kQuickGelu},
                           {"init_logit_scale", m.init_logit_scale},
                           {"vision_cfg", vision},
                           {"text_cfg", text}};

@@ -37,6 +37,6 @@ std::map<std::string, std::string> hf_tokenizer_files(const text::Tokenizer& tok
 nlohmann::json open_clip_config(const config::Config& config, const text::TokenizerInfo& tokenizer);
 
 // transformers' name for an activation ("gelu_pytorch_tanh" for gelu_tanh).
-std::string hf_activation(const std::string& act);
+std::string hf_activation(config::Activation act);
 
 }  // namespace duet::export_

@@ -14,7 +14,7 @@ ContrastiveBatch ContrastiveBatch::single_process(const torch::Tensor& image,
 
 torch::Tensor contrastive_loss(const ContrastiveBatch& batch, const torch::Tensor& logit_scale,
                                const torch::Tensor& logit_bias, const config::LossConfig& config) {
-  if (config.type == "clip") {
+  if (config.type == config::LossType::kClip) {
     DUET_CHECK(!logit_bias.defined(),
                "contrastive_loss: loss.type 'clip' takes no logit_bias (softmax ignores a shared "
                "bias), got {}; use loss.type 'siglip' or turn model.logit_bias off",
@@ -22,13 +22,10 @@ torch::Tensor contrastive_loss(const ContrastiveBatch& batch, const torch::Tenso
     return infonce_loss(batch.image_local, batch.text_local, batch.image_all, batch.text_all,
                         batch.offset, logit_scale, config);
   }
-  if (config.type == "siglip") {
-    DUET_CHECK(logit_bias.defined(),
-               "contrastive_loss: loss.type 'siglip' needs logit_bias (model.logit_bias: true)");
-    return siglip_loss(batch.image_local, batch.text_all, batch.offset, logit_scale, logit_bias,
-                       config);
-  }
-  fail(ErrorKind::kConfig, "loss.type '{}' is unknown (expected clip or siglip)", config.type);
+  DUET_CHECK(logit_bias.defined(),
+             "contrastive_loss: loss.type 'siglip' needs logit_bias (model.logit_bias: true)");
+  return siglip_loss(batch.image_local, batch.text_all, batch.offset, logit_scale, logit_bias,
+                     config);
 }
 
 }  // namespace duet::losses

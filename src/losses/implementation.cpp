@@ -1,55 +1,48 @@
 #include "losses/implementation.h"
 
-#include <mutex>
-
 #include "common/error.h"
-#include "common/logging.h"
 
 namespace duet::losses {
 
-std::string to_string(LossImplementation implementation) {
-  switch (implementation) {
-    case LossImplementation::kReference:
+const char* name(LossPath path) {
+  switch (path) {
+    case LossPath::kReference:
       return "reference";
-    case LossImplementation::kTiled:
+    case LossPath::kTiled:
       return "tiled";
+    case LossPath::kFused:
+      return "fused";
   }
-  return "unknown";
+  return "?";
 }
 
-bool fused_kernels_available() { return false; }
+bool fused_kernels_available() { return false; }  // the kernels (kernels/) are not wired yet
 
-LossImplementation select_implementation(const config::LossConfig& config,
-                                         const torch::Device& device) {
-  const std::string& name = config.implementation;
-  if (name == "reference") {
-    return LossImplementation::kReference;
+LossPath select_implementation(const config::LossConfig& config, const torch::Device& device) {
+  const bool fused_here = fused_kernels_available() && device.is_cuda();
+  switch (config.implementation) {
+    case config::LossImplementation::kReference:
+      return LossPath::kReference;
+    case config::LossImplementation::kTiled:
+      return LossPath::kTiled;
+    case config::LossImplementation::kFused:
+      if (!fused_kernels_available()) {
+        fail(ErrorKind::kConfig,
+             "loss.implementation 'fused' needs the CUDA kernels, which this build does not have "
+             "(configure with the CUDA toolkit; `duet --version` lists what is built); use "
+             "'auto', 'tiled' or 'reference'");
+      }
+      if (!device.is_cuda()) {
+        fail(ErrorKind::kConfig,
+             "loss.implementation 'fused' runs on CUDA devices only, but the embeddings are on "
+             "{}; use 'auto' (tiled off CUDA) or 'tiled'",
+             device.str());
+      }
+      return LossPath::kFused;
+    case config::LossImplementation::kAuto:
+      break;
   }
-  if (name == "tiled") {
-    return LossImplementation::kTiled;
-  }
-  if (name == "fused") {
-    // The fused kernels plug in here: return LossImplementation::kFused when available.
-    fail(ErrorKind::kConfig,
-         "loss.implementation 'fused' needs the CUDA kernels (not available in this build); use "
-         "'auto', 'tiled' or 'reference'");
-  }
-  if (name == "auto") {
-    if (device.is_cpu()) {
-      return LossImplementation::kTiled;
-    }
-    // CUDA (or another accelerator) without fused kernels: the reference runs on any device.
-    static std::once_flag logged;
-    std::call_once(logged, [&] {
-      log::get("loss")->info(
-          "loss.implementation 'auto' on {}: the fused CUDA kernels are not built, using the "
-          "reference loss (materialises the {} logits)",
-          device.str(), config.type == "siglip" ? "n×M sigmoid" : "n×M softmax");
-    });
-    return LossImplementation::kReference;
-  }
-  fail(ErrorKind::kConfig,
-       "loss.implementation '{}' is unknown (expected auto, reference, tiled or fused)", name);
+  return fused_here ? LossPath::kFused : LossPath::kTiled;
 }
 
 }  // namespace duet::losses

@@ -1,32 +1,31 @@
 #pragma once
-// Which implementation computes a loss: the one dispatch point between the plain ATen reference,
-// the tiled CPU autograd functions and (issue 6) the fused CUDA kernels. loss.implementation:
-//   reference -> reference on any device
-//   tiled     -> tiled (ATen ops only, so it runs anywhere; it is tuned for the CPU)
-//   auto      -> tiled on the CPU; on CUDA the fused kernel once built, the reference until then
-//                (logged once)
-//   fused     -> the CUDA kernels; a config Error while this build has none
-#include <string>
-
+// Which code computes a loss: the one dispatch point between the plain ATen reference, the tiled
+// autograd functions and the fused CUDA kernels (kernels/). loss.implementation asks:
+//   reference -> the reference, on any device
+//   tiled     -> the tiled functions (ATen ops, any device; tuned for the CPU)
+//   fused     -> the fused kernels: CUDA embeddings in a build that has them; otherwise a config
+//                Error (config loading already refuses fused with train.device cpu)
+//   auto      -> fused where the build and the device have it, tiled everywhere else
 #include <torch/types.h>
 
 #include "config/config.h"
 
 namespace duet::losses {
 
-enum class LossImplementation {
+// The path that runs (what loss.implementation resolves to on a device).
+enum class LossPath {
   kReference,  // plain ATen ops, materialises the n×M logits; also the test oracle
-  kTiled,      // autograd function over [tile, tile] blocks; never holds the n×M logits
+  kTiled,      // autograd functions over [tile, tile] blocks; never hold the n×M logits
+  kFused,      // the CUDA kernels: O((n+M)·D) memory, never an n×M matrix
 };
 
-std::string to_string(LossImplementation implementation);
+const char* name(LossPath path);
 
-// True once the fused CUDA loss kernels are compiled in (kernels/, issue 6).
+// True when this build has the fused CUDA loss kernels (compiled with DUET_WITH_CUDA).
 bool fused_kernels_available();
 
-// The implementation that runs for `config` on embeddings living on `device`. Throws a config
-// Error for 'fused' without the kernels, or for a name it does not know.
-LossImplementation select_implementation(const config::LossConfig& config,
-                                         const torch::Device& device);
+// The path that runs for `config` on embeddings living on `device`. Throws a config Error for
+// 'fused' where it cannot run (no kernels in this build, or a non-CUDA device).
+LossPath select_implementation(const config::LossConfig& config, const torch::Device& device);
 
 }  // namespace duet::losses

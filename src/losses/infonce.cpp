@@ -245,16 +245,18 @@ torch::Tensor infonce_loss(const torch::Tensor& image_local, const torch::Tensor
                            int64_t offset, const torch::Tensor& logit_scale,
                            const config::LossConfig& config) {
   const torch::Device device = image_local.defined() ? image_local.device() : torch::kCPU;
-  const LossImplementation implementation = select_implementation(config, device);
-  switch (implementation) {
-    case LossImplementation::kReference:
+  const LossPath path = select_implementation(config, device);
+  switch (path) {
+    case LossPath::kReference:
       return infonce_loss_reference(image_local, text_local, image_all, text_all, offset,
                                     logit_scale);
-    case LossImplementation::kTiled:
+    case LossPath::kTiled:
       return infonce_loss_tiled(image_local, text_local, image_all, text_all, offset, logit_scale,
                                 config.tile_size);
+    case LossPath::kFused:
+      break;
   }
-  fail("infonce_loss: no implementation '{}'", to_string(implementation));
+  fail("infonce_loss: no implementation '{}'", name(path));
 }
 
 torch::Tensor infonce_loss(const torch::Tensor& image, const torch::Tensor& text,

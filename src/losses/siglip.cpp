@@ -196,14 +196,16 @@ torch::Tensor siglip_loss(const torch::Tensor& x_local, const torch::Tensor& y_a
                           const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
                           const config::LossConfig& config) {
   const torch::Device device = x_local.defined() ? x_local.device() : torch::kCPU;
-  const LossImplementation implementation = select_implementation(config, device);
-  switch (implementation) {
-    case LossImplementation::kReference:
+  const LossPath path = select_implementation(config, device);
+  switch (path) {
+    case LossPath::kReference:
       return siglip_loss_reference(x_local, y_all, offset, logit_scale, logit_bias);
-    case LossImplementation::kTiled:
+    case LossPath::kTiled:
       return siglip_loss_tiled(x_local, y_all, offset, logit_scale, logit_bias, config.tile_size);
+    case LossPath::kFused:
+      break;
   }
-  fail("siglip_loss: no implementation '{}'", to_string(implementation));
+  fail("siglip_loss: no implementation '{}'", name(path));
 }
 
 torch::Tensor siglip_loss(const torch::Tensor& image, const torch::Tensor& text,

@@ -13,24 +13,23 @@
 
 namespace duet::models {
 
-AttentionKernel resolve_attention_kernel(const std::string& name) {
-  if (name == "explicit") {
-    return AttentionKernel::kExplicit;
-  }
-  if (name == "fused") {
+AttentionKernel resolve_attention_kernel(config::AttentionImpl choice) {
+  switch (choice) {
+    case config::AttentionImpl::kExplicit:
+      return AttentionKernel::kExplicit;
+    case config::AttentionImpl::kFused:
 #if DUET_TORCH_HAS_SDPA
-    return AttentionKernel::kFused;
+      return AttentionKernel::kFused;
 #else
-    fail(ErrorKind::kConfig,
-         "model.attention: 'fused' needs at::scaled_dot_product_attention, which LibTorch {} "
-         "lacks; use 'auto' or 'explicit'",
-         TORCH_VERSION);
+      fail(ErrorKind::kConfig,
+           "model.attention: 'fused' needs at::scaled_dot_product_attention, which LibTorch {} "
+           "lacks; use 'auto' or 'explicit'",
+           TORCH_VERSION);
 #endif
+    case config::AttentionImpl::kAuto:
+      break;
   }
-  if (name == "auto") {
-    return DUET_TORCH_HAS_SDPA ? AttentionKernel::kFused : AttentionKernel::kExplicit;
-  }
-  fail(ErrorKind::kConfig, "model.attention: expected auto, fused or explicit, got '{}'", name);
+  return DUET_TORCH_HAS_SDPA ? AttentionKernel::kFused : AttentionKernel::kExplicit;
 }
 
 const char* attention_kernel_name(AttentionKernel kernel) {

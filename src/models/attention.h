@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 
+#include "config/config.h"
+
 namespace duet::models {
 
 enum class AttentionKernel {
@@ -21,9 +23,9 @@ enum class AttentionKernel {
   kExplicit,  // softmax(Q K^T / sqrt(d)) V with plain ATen ops
 };
 
-// Resolves model.attention ("auto", "fused", "explicit"). "fused" without SDPA in the linked
-// LibTorch, or an unknown name, is a config Error naming model.attention.
-AttentionKernel resolve_attention_kernel(const std::string& name);
+// Resolves model.attention. 'fused' without SDPA in the linked LibTorch is a config Error naming
+// model.attention.
+AttentionKernel resolve_attention_kernel(config::AttentionImpl choice);
 
 // "fused" or "explicit".
 const char* attention_kernel_name(AttentionKernel kernel);

@@ -10,19 +10,6 @@
 #include "models/input_checks.h"
 
 namespace duet::models {
-namespace {
-
-TextPool parse_pool(const std::string& name) {
-  if (name == "eot") {
-    return TextPool::kEot;
-  }
-  if (name == "last") {
-    return TextPool::kLast;
-  }
-  fail(ErrorKind::kConfig, "model.text.pool: expected eot or last, got '{}'", name);
-}
-
-}  // namespace
 
 TextTransformerImpl::TextTransformerImpl(const config::TextConfig& config,
                                          const text::TokenizerInfo& tokenizer, int64_t embed_dim,
@@ -32,7 +19,7 @@ TextTransformerImpl::TextTransformerImpl(const config::TextConfig& config,
       width_(config.width),
       eot_id_(tokenizer.eot_id),
       causal_(config.causal),
-      pool_(parse_pool(config.pool)) {
+      pool_(config.pool) {
   if (config.vocab_size != tokenizer.vocab_size) {
     fail(ErrorKind::kConfig,
          "model.text.vocab_size ({}) does not match the tokenizer's vocabulary ({}); set "

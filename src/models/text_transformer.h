@@ -25,7 +25,7 @@
 
 namespace duet::models {
 
-enum class TextPool { kEot, kLast };
+using config::TextPool;
 
 class TextTransformerImpl : public torch::nn::Module {
  public:

@@ -16,19 +16,6 @@ namespace {
 constexpr double kLayerNormEps = 1e-5;  // torch.nn.LayerNorm's and OpenCLIP's default
 }  // namespace
 
-Activation parse_activation(const std::string& name, const std::string& key) {
-  if (name == "gelu") {
-    return Activation::kGelu;
-  }
-  if (name == "quick_gelu") {
-    return Activation::kQuickGelu;
-  }
-  if (name == "gelu_tanh") {
-    return Activation::kGeluTanh;
-  }
-  fail(ErrorKind::kConfig, "{}: expected gelu, gelu_tanh or quick_gelu, got '{}'", key, name);
-}
-
 InitStd init_std(int64_t width, int64_t layers) {
   const double w = static_cast<double>(width);
   const double attn = std::pow(w, -0.5);

@@ -17,20 +17,14 @@
 #include <string>
 
 #include "common/error.h"
-
+#include "config/config.h"
 #include "models/attention.h"
 
 namespace duet::models {
 
-enum class Activation {
-  kGelu,       // exact (erf) GELU, as torch.nn.GELU
-  kGeluTanh,   // GELU's tanh approximation, as big_vision's SigLIP (HF "gelu_pytorch_tanh")
-  kQuickGelu,  // x * sigmoid(1.702 x), OpenAI CLIP's
-};
-
-// "gelu", "gelu_tanh" or "quick_gelu" (config values); anything else is a config Error naming
-// `key`.
-Activation parse_activation(const std::string& name, const std::string& key);
+// kGelu: exact (erf) GELU, as torch.nn.GELU; kGeluTanh: its tanh approximation, as big_vision's
+// SigLIP (HF "gelu_pytorch_tanh"); kQuickGelu: x * sigmoid(1.702 x), OpenAI CLIP's.
+using config::Activation;
 
 // What one tower's Transformer is made of (from model.vision.* or model.text.*).
 struct TransformerOptions {
@@ -62,7 +56,7 @@ TransformerOptions tower_transformer_options(const TowerConfig& config, const st
   options.layers = config.layers;
   options.heads = config.heads;
   options.mlp_width = static_cast<int64_t>(static_cast<double>(config.width) * config.mlp_ratio);
-  options.activation = parse_activation(config.act, key + ".act");
+  options.activation = config.act;
   options.ls_init = config.ls_init;
   options.grad_checkpointing = config.grad_checkpointing;
   options.attention = attention;

@@ -17,19 +17,6 @@ namespace {
 
 constexpr int64_t kChannels = 3;
 
-VisionPool parse_pool(const std::string& name) {
-  if (name == "class") {
-    return VisionPool::kClass;
-  }
-  if (name == "mean") {
-    return VisionPool::kMean;
-  }
-  if (name == "attention") {
-    return VisionPool::kAttention;
-  }
-  fail(ErrorKind::kConfig, "model.vision.pool: expected class, mean or attention, got '{}'", name);
-}
-
 }  // namespace
 
 AttentionPoolImpl::AttentionPoolImpl(const TransformerOptions& options) {
@@ -52,7 +39,7 @@ VisionTransformerImpl::VisionTransformerImpl(const config::VisionConfig& config,
     : image_size_(config.image_size),
       patch_size_(config.patch_size),
       width_(config.width),
-      pool_(parse_pool(config.pool)),
+      pool_(config.pool),
       class_tokens_(config.class_token ? 1 : 0),
       patch_dropout_(config.patch_dropout) {
   if (config.patch_size <= 0 || config.image_size <= 0 ||

@@ -35,7 +35,7 @@
 
 namespace duet::models {
 
-enum class VisionPool { kClass, kMean, kAttention };
+using config::VisionPool;
 
 // SigLIP's multihead attention pooling ("MAP"): a learned probe attends to the tokens, then
 // probe + mlp(ln(probe)).

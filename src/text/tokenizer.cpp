@@ -39,14 +39,13 @@ std::unique_ptr<Tokenizer> make_tokenizer(const config::TokenizerConfig& config)
          "from OpenCLIP or OpenAI CLIP) or to a SentencePiece .model (`duet tokenizer train` "
          "makes one from captions)");
   }
-  if (config.type == "clip_bpe") {
-    return std::make_unique<ClipBpeTokenizer>(config.path);
+  switch (config.type) {
+    case config::TokenizerType::kClipBpe:
+      return std::make_unique<ClipBpeTokenizer>(config.path);
+    case config::TokenizerType::kSentencePiece:
+      break;
   }
-  if (config.type == "sentencepiece") {
-    return std::make_unique<SentencePieceTokenizer>(config.path);
-  }
-  fail(ErrorKind::kConfig, "tokenizer.type is '{}'; expected clip_bpe or sentencepiece",
-       config.type);
+  return std::make_unique<SentencePieceTokenizer>(config.path);
 }
 
 void check_vocab(const TokenizerInfo& info, const config::TextConfig& text) {

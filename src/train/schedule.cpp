@@ -13,7 +13,7 @@ double LrSchedule::at(int64_t step) const {
   if (step < warmup) {
     return base_lr_ * static_cast<double>(step + 1) / static_cast<double>(warmup);  // as OpenCLIP
   }
-  if (schedule_.type == "constant") {
+  if (schedule_.type == config::ScheduleType::kConstant) {
     return base_lr_;
   }
   const double decay_steps = static_cast<double>(std::max<int64_t>(1, total_steps_ - warmup));

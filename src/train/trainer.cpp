@@ -217,12 +217,12 @@ void log_data_stats(const data::LoaderStats& stats) {
 
 }  // namespace
 
-torch::Device resolve_device(const std::string& device) {
-  if (device == "cpu") {
+torch::Device resolve_device(config::DeviceChoice device) {
+  if (device == config::DeviceChoice::kCpu) {
     return torch::kCPU;
   }
   const bool cuda = torch::cuda::is_available();
-  if (device == "cuda" && !cuda) {
+  if (device == config::DeviceChoice::kCuda && !cuda) {
     fail(ErrorKind::kConfig, "train.device is 'cuda' but LibTorch sees no CUDA device");
   }
   return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
@@ -235,7 +235,7 @@ TrainResult train(const config::Config& config, const TrainOptions& options) {
   // ---- set-up: run directory, tokenizer, model, optimiser, data, checkpoints ----
   set_num_threads(static_cast<int>(train_cfg.threads));
   const torch::Device resolved_device = resolve_device(train_cfg.device);
-  const bool bf16 = train_cfg.precision == "bf16";
+  const bool bf16 = train_cfg.precision == config::Precision::kBf16;
   if (bf16 && !autocast_supported()) {
     fail(ErrorKind::kConfig, "train.precision 'bf16' needs LibTorch >= 2.4 (this build has {})",
          DUET_TORCH_VERSION);

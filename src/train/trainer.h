@@ -42,7 +42,7 @@ struct TrainResult {
 TrainResult train(const config::Config& config, const TrainOptions& options);
 
 // The device train.device names: cpu, cuda (an Error when unavailable) or auto.
-torch::Device resolve_device(const std::string& device);
+torch::Device resolve_device(config::DeviceChoice device);
 
 // `duet eval`: loads the model weights of a checkpoint directory and evaluates as config.eval
 // says. The checkpoint's own resolved config is used when `config` is null.

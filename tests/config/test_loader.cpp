@@ -42,7 +42,7 @@ TEST_CASE("an empty config is the documented defaults") {
   CHECK(c.optim.logit_scale_max == Approx(std::log(100.0)));
   CHECK(c.data.rrc_scale == std::vector<double>{0.9, 1.0});
   CHECK(c.data.csv_separator == "\t");
-  CHECK(c.loss.type == "clip");
+  CHECK(c.loss.type == duet::config::LossType::kClip);
   CHECK(duet::config::check_consistency(c).empty());
 }
 
@@ -180,4 +180,69 @@ TEST_CASE("a key given twice in one mapping is an error naming key, file and lin
   // The same key in different files, or in a file and --set, is an override, not a duplicate.
   const Config c = load_string("optim:\n  lr: 0.1\n", "run.yaml", {"optim.lr=0.2"});
   CHECK(c.optim.lr == 0.2);
+}
+
+TEST_CASE("enumerated keys read and write their spellings, and unknown ones name the choices") {
+  const Config c = load_string(
+      "loss: {type: siglip, implementation: tiled}\nmodel: {logit_bias: true, vision: {pool: "
+      "attention, act: gelu_tanh}, text: {pool: last}}\ntrain: {precision: bf16, device: cpu}\n",
+      "enums.yaml");
+  CHECK(c.loss.type == duet::config::LossType::kSiglip);
+  CHECK(c.loss.implementation == duet::config::LossImplementation::kTiled);
+  CHECK(c.model.vision.pool == duet::config::VisionPool::kAttention);
+  CHECK(c.model.vision.act == duet::config::Activation::kGeluTanh);
+  CHECK(c.model.text.pool == duet::config::TextPool::kLast);
+  CHECK(c.train.precision == duet::config::Precision::kBf16);
+  CHECK(c.train.device == duet::config::DeviceChoice::kCpu);
+  const std::string yaml = duet::config::to_yaml(c);
+  CHECK_THAT(yaml, Catch::Contains("type: siglip") && Catch::Contains("pool: attention") &&
+                       Catch::Contains("act: gelu_tanh") && Catch::Contains("precision: bf16"));
+  CHECK(fmt::format("{}", c.loss.implementation) == "tiled");
+
+  const std::string message =
+      config_error_of([] { load_string("train:\n  precision: bf61\n", "typo.yaml"); });
+  CHECK_THAT(message, Catch::Contains("typo.yaml:2: train.precision: must be one of: fp32, bf16, "
+                                      "got 'bf61' (did you mean 'bf16'?)"));
+  CHECK_THAT(config_error_of([] { load_string("model: {vision: {pool: [a]}}\n", "list.yaml"); }),
+             Catch::Contains("model.vision.pool: must be one of: class, mean, attention, got a "
+                             "list"));
+  CHECK_THAT(duet::config::reference_markdown(),
+             Catch::Contains("| `loss.type` | string | `clip` | one of: clip, siglip |"));
+}
+
+TEST_CASE("every spelling of every enumerated key parses back to its value") {
+  auto round_trip = [](auto tag) {
+    using E = decltype(tag);
+    for (const auto& [value, spelling] : spellings(E{})) {
+      CAPTURE(spelling);
+      CHECK(duet::config::parse<E>(spelling) == value);
+      CHECK(std::string(duet::config::name(value)) == spelling);
+    }
+    CHECK_FALSE(duet::config::parse<E>("no-such-value").has_value());
+  };
+  using namespace duet::config;
+  round_trip(Activation{});
+  round_trip(VisionPool{});
+  round_trip(TextPool{});
+  round_trip(AttentionImpl{});
+  round_trip(TokenizerType{});
+  round_trip(LossType{});
+  round_trip(LossImplementation{});
+  round_trip(ScheduleType{});
+  round_trip(Precision{});
+  round_trip(DeviceChoice{});
+  round_trip(Backend{});
+  round_trip(ExportFormat{});
+  round_trip(ExportDtype{});
+}
+
+TEST_CASE("a --set value of one punctuation character is that character, not YAML syntax") {
+  for (const char* separator : {",", ";", "|", "#", ":"}) {
+    CAPTURE(separator);
+    const Config c = load_string("", "sep.yaml", {std::string("data.csv_separator=") + separator});
+    CHECK(c.data.csv_separator == separator);
+  }
+  // YAML's null stays null, which the single-character rule then refuses with the key.
+  CHECK_THAT(config_error_of([] { load_string("", "sep.yaml", {"data.csv_separator=~"}); }),
+             Catch::Contains("data.csv_separator"));
 }

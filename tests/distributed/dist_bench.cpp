@@ -110,8 +110,9 @@ int run(int argc, char** argv) {
     bias = torch::tensor(-10.0).requires_grad_();
   }
   config::LossConfig loss_config;
-  loss_config.type = o.type;
-  loss_config.implementation = o.impl;
+  loss_config.type = duet::config::parse<duet::config::LossType>(o.type).value();
+  loss_config.implementation =
+      duet::config::parse<duet::config::LossImplementation>(o.impl).value();
 
   std::vector<double> gather_ms;
   std::vector<double> loss_ms;

@@ -177,7 +177,7 @@ void run_gradients(distributed::Communicator& comm, Results& results) {
         model_config.logit_bias = true;
         model_config.init_logit_scale = std::log(10.0);
         model_config.text.causal = false;
-        model_config.text.pool = "last";
+        model_config.text.pool = config::TextPool::kLast;
       }
       // Different initial weights on every rank: broadcast_parameters must make them rank 0's.
       torch::manual_seed(7 + static_cast<uint64_t>(r));
@@ -199,8 +199,8 @@ void run_gradients(distributed::Communicator& comm, Results& results) {
       const torch::Tensor tokens = models::test::make_tokens(eot, 12);
 
       config::LossConfig loss_config;
-      loss_config.type = type;
-      loss_config.implementation = impl;
+      loss_config.type = config::parse<config::LossType>(type).value();
+      loss_config.implementation = config::parse<config::LossImplementation>(impl).value();
       loss_config.tile_size = 5;  // several tiles, a ragged last one
       const torch::Tensor bias = model->logit_bias;
 
@@ -291,8 +291,8 @@ void run_steps(distributed::Communicator& comm, Results& results) {
     distributed::GradientSync sync(comm, ranked->parameters(), 1);
 
     train::StepOptions plain;
-    plain.loss.type = type;
-    plain.loss.implementation = "tiled";
+    plain.loss.type = config::parse<config::LossType>(type).value();
+    plain.loss.implementation = config::LossImplementation::kTiled;
     plain.loss.tile_size = 3;
     train::StepOptions gathered = plain;
     gathered.gather.all_gather = [&](const torch::Tensor& t) {
@@ -390,7 +390,7 @@ int run(const std::string& mode) {
       distributed::discover_launch(distributed::current_environment());
   log::init("warn", launch.rank);
   config::DistributedConfig dist;
-  dist.backend = "gloo";
+  dist.backend = duet::config::Backend::kGloo;
   dist.timeout_seconds = std::stoll(env_or("DUET_TEST_TIMEOUT", "20"));
   auto comm = distributed::make_communicator(launch, dist, torch::kCPU);
   Results results(comm->rank());

@@ -136,7 +136,7 @@ TEST_CASE("backend choices that cannot work are config errors") {
   two.rank = 1;
   two.master_addr = "127.0.0.1";
   two.master_port = 1;
-  dist.backend = "none";
+  dist.backend = config::Backend::kNone;
   try {
     make_communicator(two, dist, torch::kCPU);
     FAIL("no error");
@@ -145,7 +145,7 @@ TEST_CASE("backend choices that cannot work are config errors") {
     CHECK_THAT(e.what(),
                Catch::Contains("distributed.backend 'none'") && Catch::Contains("started 2 ranks"));
   }
-  dist.backend = "nccl";
+  dist.backend = config::Backend::kNccl;
   try {
     make_communicator(two, dist, torch::kCPU);
     FAIL("no error");

@@ -41,14 +41,14 @@ config::Config siglip_config() {
   m.embed_dim = 32;  // the image embedding is the pooled width
   m.logit_bias = true;
   m.init_logit_scale = std::log(10.0);
-  m.vision.pool = "attention";
+  m.vision.pool = config::VisionPool::kAttention;
   m.vision.class_token = false;
   m.vision.patch_bias = true;
   m.vision.ln_pre = false;
   m.vision.proj = false;
-  m.vision.act = m.text.act = "gelu_tanh";
+  m.vision.act = m.text.act = config::Activation::kGeluTanh;
   m.text.causal = false;
-  m.text.pool = "last";
+  m.text.pool = config::TextPool::kLast;
   m.text.proj_bias = true;
   return c;
 }
@@ -225,7 +225,7 @@ TEST_CASE("formats refuse what they cannot hold, naming the config keys", "[expo
   CHECK(reasons(m, Format::kOpenClip).empty());  // OpenCLIP has LayerScale
 
   m = clip_config().model;
-  m.vision.pool = "mean";
+  m.vision.pool = config::VisionPool::kMean;
   CHECK_THAT(reasons(m, Format::kHf), Catch::Contains("model.vision.pool 'mean'"));
   CHECK(reasons(m, Format::kOpenClip).empty());  // OpenCLIP's avg pooling
 
@@ -239,7 +239,7 @@ TEST_CASE("formats refuse what they cannot hold, naming the config keys", "[expo
                                           Catch::Contains("no pre-LayerNorm"));
   m = clip_config().model;
   m.text.causal = false;
-  m.text.pool = "last";
+  m.text.pool = config::TextPool::kLast;
   CHECK_THAT(reasons(m, Format::kHf), Catch::Contains("model.text.causal"));
   text::TokenizerInfo eot2 = tok;
   eot2.eot_id = 2;

@@ -80,7 +80,7 @@ TEST_CASE("transformers and OpenCLIP config fields of a SigLIP model", "[export]
   m.vision.width = 64;
   m.vision.heads = 4;
   m.vision.layers = 2;
-  m.vision.act = "gelu_tanh";
+  m.vision.act = config::Activation::kGeluTanh;
   m.text.width = 48;
   m.text.heads = 4;
   m.text.vocab_size = 100;

@@ -85,7 +85,7 @@ TEST_CASE("state-dict keys are OpenAI CLIP's", "[models][clip]") {
   siglip.logit_bias = true;
   siglip.init_logit_scale = std::log(10.0);
   siglip.init_logit_bias = -10.0;
-  siglip.vision.pool = "attention";
+  siglip.vision.pool = config::VisionPool::kAttention;
   siglip.vision.ls_init = 0.1;
   ClipModel with_bias(siglip, test::tiny_tokenizer());
   auto names = parameter_names(*with_bias);
@@ -146,8 +146,8 @@ TEST_CASE("every preset builds and agrees with its summary", "[models][clip][pre
     CHECK(counts.total == 203155970);
   }
   CHECK(siglip.model.logit_bias);
-  CHECK(siglip.model.vision.pool == "attention");
-  CHECK(siglip.model.text.pool == "last");
+  CHECK(siglip.model.vision.pool == config::VisionPool::kAttention);
+  CHECK(siglip.model.text.pool == config::TextPool::kLast);
   CHECK_FALSE(siglip.model.text.causal);
   CHECK(siglip.model.text.vocab_size == 32000);
   CHECK(siglip.model.text.context_length == 64);
@@ -280,7 +280,7 @@ void check_same_model_function(const config::ModelConfig& a, const config::Model
 
 TEST_CASE("whole model: grad checkpointing changes memory, not gradients", "[models][clip]") {
   config::ModelConfig plain = test::tiny_config();
-  plain.attention = "explicit";
+  plain.attention = config::AttentionImpl::kExplicit;
   config::ModelConfig checkpointed = plain;
   checkpointed.vision.grad_checkpointing = true;
   checkpointed.text.grad_checkpointing = true;
@@ -290,10 +290,10 @@ TEST_CASE("whole model: grad checkpointing changes memory, not gradients", "[mod
 #if DUET_TORCH_HAS_SDPA
 TEST_CASE("whole model: fused and explicit attention agree", "[models][clip]") {
   config::ModelConfig fused = test::tiny_config();
-  fused.attention = "fused";
+  fused.attention = config::AttentionImpl::kFused;
   config::ModelConfig plain = fused;
-  plain.attention = "explicit";
-  plain.vision.pool = fused.vision.pool = "attention";
+  plain.attention = config::AttentionImpl::kExplicit;
+  plain.vision.pool = fused.vision.pool = config::VisionPool::kAttention;
   check_same_model_function(fused, plain);
 }
 #endif

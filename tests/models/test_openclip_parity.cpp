@@ -85,10 +85,10 @@ config::ModelConfig parity_config(bool clip) {
   c.text.layers = 2;
   c.text.heads = 4;
   if (clip) {
-    c.vision.act = c.text.act = "quick_gelu";
+    c.vision.act = c.text.act = config::Activation::kQuickGelu;
   } else {
-    c.vision.pool = "mean";
-    c.text.pool = "last";
+    c.vision.pool = config::VisionPool::kMean;
+    c.text.pool = config::TextPool::kLast;
     c.text.causal = false;
     c.vision.ls_init = c.text.ls_init = 0.1;
   }
@@ -97,8 +97,8 @@ config::ModelConfig parity_config(bool clip) {
 
 void check_parity(bool clip, int64_t tensors, int64_t values, const double (&image)[2][8],
                   const double (&text)[3][8]) {
-  for (const char* attention : {"explicit", "auto"}) {
-    INFO("attention " << attention);
+  for (const auto attention : {config::AttentionImpl::kExplicit, config::AttentionImpl::kAuto}) {
+    INFO("attention " << config::name(attention));
     config::ModelConfig config = parity_config(clip);
     config.attention = attention;
     ClipModel model(config, test::tiny_tokenizer());

@@ -65,7 +65,7 @@ TEST_CASE("eot pooling takes the first EOT; last pooling the last position", "[m
   torch::Tensor expected = torch::stack({x[0][3], x[1][2], x[2][11]});
   CHECK(max_abs_diff(by_eot(tokens), torch::matmul(expected, by_eot->text_projection)) < 1e-12);
 
-  config.pool = "last";
+  config.pool = config::TextPool::kLast;
   config.causal = false;
   TextTransformer by_last = make_text(config);
   CHECK(by_last->pool_index(tokens).equal(torch::full({3}, 11, torch::kLong)));
@@ -145,7 +145,7 @@ TEST_CASE("config errors: vocabulary mismatch and EOT id", "[models][text]") {
       [&] { TextTransformer(config, tokenizer, 24, AttentionKernel::kExplicit); });
   CHECK(caught.kind == ErrorKind::kConfig);
   CHECK_THAT(caught.message, Catch::Contains("end-of-text id"));
-  config.pool = "last";  // SigLIP-style pooling needs no EOT id
+  config.pool = config::TextPool::kLast;  // SigLIP-style pooling needs no EOT id
   CHECK_NOTHROW(TextTransformer(config, tokenizer, 24, AttentionKernel::kExplicit));
 }
 

@@ -48,7 +48,7 @@ Error error_of(F&& make) {
 
 config::TokenizerConfig sentencepiece_config(const std::string& path) {
   config::TokenizerConfig c;
-  c.type = "sentencepiece";
+  c.type = config::TokenizerType::kSentencePiece;
   c.path = path;
   return c;
 }

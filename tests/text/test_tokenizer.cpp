@@ -57,7 +57,7 @@ TEST_CASE("tokenize frames, truncates keeping the end token, and pads") {
 
 TEST_CASE("make_tokenizer needs a path and builds the configured type") {
   config::TokenizerConfig config;
-  config.type = "clip_bpe";
+  config.type = config::TokenizerType::kClipBpe;
   try {
     make_tokenizer(config);
     FAIL("an empty tokenizer.path was accepted");
@@ -67,8 +67,6 @@ TEST_CASE("make_tokenizer needs a path and builds the configured type") {
   }
   config.path = test::clip_merges_gz();
   CHECK(make_tokenizer(config)->info().vocab_size == 49408);
-  config.type = "wordpiece";
-  CHECK_THROWS_AS(make_tokenizer(config), Error);
 }
 
 TEST_CASE("check_vocab demands model.text.vocab_size equal the tokenizer's vocabulary") {

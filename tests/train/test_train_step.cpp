@@ -69,8 +69,9 @@ TEST_CASE("accumulated micro-batches give the loss and gradients of the whole ba
   batch.tokens = make_tokens({3, 11, 1, 5, 7, 2, 9, 4, 6, 10, 8, 3}, 12);
 
   duet::train::StepOptions options;
-  options.loss.type = type;
-  options.loss.implementation = implementation;
+  options.loss.type = *duet::config::parse<duet::config::LossType>(type);
+  options.loss.implementation =
+      *duet::config::parse<duet::config::LossImplementation>(implementation);
   options.loss.tile_size = 5;  // tiles that do not divide the batch
 
   const Gradients whole = step_gradients(model, {batch}, options);

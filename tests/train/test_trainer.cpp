@@ -181,7 +181,7 @@ TEST_CASE("warmup then cosine to min_lr, or constant after warmup") {
   CHECK(cosine.at(10) == Approx(1.0));
   CHECK(cosine.at(60) == Approx(0.55));
   CHECK(cosine.at(110) == Approx(0.1));
-  schedule.type = "constant";
+  schedule.type = duet::config::ScheduleType::kConstant;
   const duet::train::LrSchedule constant(schedule, 1.0, 110);
   CHECK(constant.at(5) == Approx(0.6));
   CHECK(constant.at(100) == Approx(1.0));
