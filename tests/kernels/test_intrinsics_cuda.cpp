@@ -92,8 +92,9 @@ TEST_CASE("GPU and host layer agree on mma (bf16, f16, tf32)", "[kernels][cuda]"
         if (integers) {
           CHECK(gpu_matrix[i] == host_matrix[i]);
         } else {
-          // Both within float32 summation error of the float64 result.
-          const double tolerance = (k + 1) * 0x1p-23 * magnitude[i];
+          // Both within float32 summation error of the float64 result (with slack for tensor
+          // cores, which may truncate rather than round their partial sums).
+          const double tolerance = (k + 1) * 0x1p-21 * magnitude[i];
           CHECK(std::fabs(gpu_matrix[i] - expected[i]) <= tolerance);
           CHECK(std::fabs(host_matrix[i] - expected[i]) <= tolerance);
         }
