@@ -392,6 +392,8 @@ TEST_CASE("DUET_LAUNCH takes template kernels and evaluates its arguments once",
     ++evaluations;
     return 100;
   };
+  DUET_SET_MAX_DYNAMIC_SMEM((scale<double, 3>), 100 * 1024);   // a no-op on the host
+  DUET_CUDA_CHECK(cudaFuncSetAttribute(nothing_on_the_host));  // not evaluated, not even compiled
   DUET_LAUNCH((scale<double, 3>), dim3(4), dim3(32), 0, nullptr, in.data(), out.data(), n());
   CHECK(evaluations == 1);
   for (int i = 0; i < 100; ++i) {
