@@ -82,6 +82,42 @@ void launch_cuda(const char* kernel_name, const char* file, int line, void (*ker
 using ::duet::kernels::host::dim3;
 using ::duet::kernels::host::uint3;
 
+// CUDA's vector types used for wide loads and stores, with CUDA's sizes and alignment.
+namespace duet::kernels::host {
+struct __attribute__((aligned(8))) int2 {
+  int x, y;
+};
+struct __attribute__((aligned(8))) uint2 {
+  unsigned x, y;
+};
+struct __attribute__((aligned(8))) float2 {
+  float x, y;
+};
+struct __attribute__((aligned(16))) int4 {
+  int x, y, z, w;
+};
+struct __attribute__((aligned(16))) uint4 {
+  unsigned x, y, z, w;
+};
+struct __attribute__((aligned(16))) float4 {
+  float x, y, z, w;
+};
+}  // namespace duet::kernels::host
+using ::duet::kernels::host::float2;
+using ::duet::kernels::host::float4;
+using ::duet::kernels::host::int2;
+using ::duet::kernels::host::int4;
+using ::duet::kernels::host::uint2;
+using ::duet::kernels::host::uint4;
+inline constexpr int2 make_int2(int x, int y) { return {x, y}; }
+inline constexpr uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
+inline constexpr float2 make_float2(float x, float y) { return {x, y}; }
+inline constexpr int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+inline constexpr uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) {
+  return {x, y, z, w};
+}
+inline constexpr float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+
 inline constexpr int warpSize = 32;  // NOLINT(readability-identifier-naming): CUDA's name
 
 // Read-only views of the running simulated thread's indices, spelled as in CUDA.

@@ -18,6 +18,8 @@
 //     thread), so a kernel that reads before waiting reads the 0xFF poison (NaN).
 //   - shared memory accessed through smem_load/smem_store, ldmatrix and cp_async_16 is race-
 //     checked, bounds-checked against dynamic shared memory and alignment-checked.
+//   - atomic_add (beyond the core set: global accumulation) is a plain read-modify-write, atomic
+//     because one simulated thread runs at a time.
 //   - conversions are bit-exact with the hardware: round to nearest even (f16, bf16), round to
 //     nearest with ties away from zero (tf32); NaN becomes the canonical 0x7FFF (f16, bf16) as in
 //     NVIDIA's own host emulation; tf32 keeps NaN/inf bits and only clears the low 13 bits, as
@@ -128,6 +130,13 @@ DUET_DEVICE T smem_load(const T* p) {
 template <class T>
 DUET_DEVICE void smem_store(T* p, T value) {
   *p = value;
+}
+
+// atomicAdd on global or shared memory; returns the old value.
+DUET_DEVICE float atomic_add(float* address, float value) { return atomicAdd(address, value); }
+DUET_DEVICE int atomic_add(int* address, int value) { return atomicAdd(address, value); }
+DUET_DEVICE unsigned atomic_add(unsigned* address, unsigned value) {
+  return atomicAdd(address, value);
 }
 
 // cvt.rn.bf16x2.f32 d, a, b puts a in the upper half: `hi` goes first.
@@ -546,6 +555,27 @@ template <class T>
 DUET_DEVICE void smem_store(T* p, T value) {
   host::note_shared_access(p, sizeof(T), alignof(T), host::SharedOp::kStore);
   *p = value;
+}
+
+// Only one simulated thread runs at a time, so a plain read-modify-write is atomic among them.
+// Not race-checked: atomics never race with each other (mixing them with smem_load/smem_store on
+// one address in one barrier interval is not detected).
+namespace detail {
+template <class T>
+T add_and_return_old(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+}  // namespace detail
+DUET_DEVICE float atomic_add(float* address, float value) {
+  return detail::add_and_return_old(address, value);
+}
+DUET_DEVICE int atomic_add(int* address, int value) {
+  return detail::add_and_return_old(address, value);
+}
+DUET_DEVICE unsigned atomic_add(unsigned* address, unsigned value) {
+  return detail::add_and_return_old(address, value);
 }
 
 #endif  // DUET_HOST_BUILD

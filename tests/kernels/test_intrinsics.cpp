@@ -399,4 +399,36 @@ TEST_CASE("cp_async_16 checks alignment and src_bytes", "[kernels]") {
   DUET_LAUNCH(cp_async_bad, dim3(1), dim3(1), 64, nullptr, src, 48, 16);
 }
 
+// ---- atomics and vector types -----------------------------------------------------------------
+
+static_assert(sizeof(float4) == 16 && alignof(float4) == 16, "CUDA's float4");
+static_assert(sizeof(uint4) == 16 && alignof(uint4) == 16, "CUDA's uint4");
+static_assert(sizeof(int4) == 16 && alignof(int4) == 16, "CUDA's int4");
+static_assert(sizeof(float2) == 8 && alignof(float2) == 8, "CUDA's float2");
+static_assert(sizeof(uint2) == 8 && alignof(uint2) == 8, "CUDA's uint2");
+static_assert(sizeof(int2) == 8 && alignof(int2) == 8, "CUDA's int2");
+
+DUET_KERNEL void accumulate(float* total, int* count, float4* wide) {
+  DUET_DYNAMIC_SHARED(float4, staged);
+  dk::smem_store(&staged[threadIdx.x],
+                 make_float4(1.0f, 2.0f, 3.0f, static_cast<float>(threadIdx.x)));
+  dk::block_sync();
+  const float4 mine = dk::smem_load(&staged[blockDim.x - 1 - threadIdx.x]);
+  dk::atomic_add(total, mine.w);
+  dk::atomic_add(count, 1);
+  wide[blockIdx.x * blockDim.x + threadIdx.x] = mine;
+}
+
+TEST_CASE("atomic_add and CUDA's vector types", "[kernels]") {
+  float total = 0.0f;
+  int count = 0;
+  std::vector<float4> wide(3 * 64);
+  DUET_LAUNCH(accumulate, dim3(3), dim3(64), 64 * sizeof(float4), nullptr, &total, &count,
+              wide.data());
+  CHECK(count == 3 * 64);
+  CHECK(total == 3.0f * (63 * 64 / 2));
+  CHECK(wide[5].w == 58.0f);
+  CHECK(wide[5].y == 2.0f);
+}
+
 }  // namespace
