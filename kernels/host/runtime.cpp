@@ -96,8 +96,6 @@ struct AlignedDelete {
 
 class Runtime {
  public:
-  ~Runtime() = default;
-
   void launch(const char* kernel_name, dim3 grid, dim3 block, std::size_t dynamic_smem_bytes,
               const std::function<void()>& body);
 
@@ -127,8 +125,7 @@ class Runtime {
     current();
     return dynamic_.get();
   }
-
-  Counters counters_;
+  Counters& counters() { return counters_; }
 
  private:
   static void thread_main(void* arg);
@@ -167,6 +164,7 @@ class Runtime {
   std::vector<std::uint32_t> warp_epoch_;
   std::uint32_t epoch_ = 0;
 
+  Counters counters_;
   const char* kernel_name_ = "kernel";
   const std::function<void()>* body_ = nullptr;
   Options options_;
@@ -659,8 +657,8 @@ Options& options_storage() {
 
 Options& options() { return options_storage(); }
 
-Counters counters() { return runtime().counters_; }
-void reset_counters() { runtime().counters_ = Counters{}; }
+Counters counters() { return runtime().counters(); }
+void reset_counters() { runtime().counters() = Counters{}; }
 
 void launch(const char* kernel_name, dim3 grid, dim3 block, std::size_t dynamic_smem_bytes,
             const std::function<void()>& body) {
