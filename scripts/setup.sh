@@ -41,6 +41,7 @@ DEBIAN_PACKAGES=(
   libjpeg-dev libturbojpeg0-dev libpng-dev libarchive-dev zlib1g-dev
   libgloo-dev ccache   # Gloo headers for the CPU communicator; ccache speeds up rebuilds
   libopenblas-dev   # without it LibTorch builds that use the system BLAS get the reference one
+  libboost-context-dev   # fibers of the host execution layer that runs CUDA kernels in tests
   dataset-fashion-mnist
 )
 missing=()
