@@ -40,6 +40,7 @@ DEBIAN_PACKAGES=(
   libsentencepiece-dev sentencepiece libprotobuf-dev libutf8proc-dev
   libjpeg-dev libturbojpeg0-dev libpng-dev libarchive-dev zlib1g-dev
   libgloo-dev ccache   # Gloo headers for the CPU communicator; ccache speeds up rebuilds
+  libisal-dev   # CRC-32C of TensorBoard's TFRecords (Debian 12 has no libcrc32c)
   libopenblas-dev   # without it LibTorch builds that use the system BLAS get the reference one
   dataset-fashion-mnist
 )
