@@ -40,6 +40,8 @@ DEBIAN_PACKAGES=(
   libsentencepiece-dev sentencepiece libprotobuf-dev libutf8proc-dev
   libjpeg-dev libturbojpeg0-dev libpng-dev libarchive-dev zlib1g-dev
   libgloo-dev ccache   # Gloo headers for the CPU communicator; ccache speeds up rebuilds
+  libisal-dev   # CRC-32C of TensorBoard's TFRecords (Debian 12 has no libcrc32c)
+  iproute2   # `ip netns`: the two-host distributed test, which must run under CI
   libopenblas-dev   # without it LibTorch builds that use the system BLAS get the reference one
   libboost-context-dev   # fibers of the host execution layer that runs CUDA kernels in tests
   dataset-fashion-mnist

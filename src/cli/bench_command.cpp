@@ -26,6 +26,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/app.h"
+#include "common/dtype_names.h"
 #include "common/error.h"
 #include "common/torch_runtime.h"
 #include "config/config.h"
@@ -58,17 +59,9 @@ struct Measurement {
   std::string error;
 };
 
-torch::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32") {
-    return torch::kFloat32;
-  }
-  if (name == "float64") {
-    return torch::kFloat64;
-  }
-  if (name == "bfloat16") {
-    return torch::kBFloat16;
-  }
-  fail(ErrorKind::kUsage, "--dtype '{}' is not one of float32, float64, bfloat16", name);
+// --dtype of the embeddings.
+torch::ScalarType embedding_dtype(const std::string& name) {
+  return parse_dtype_option("--dtype", name, {torch::kFloat32, torch::kFloat64, torch::kBFloat16});
 }
 
 config::LossImplementation parse_implementation(const std::string& impl) {
@@ -109,7 +102,7 @@ struct BenchInputs {
 
 BenchInputs make_inputs(const LossBenchOptions& o) {
   torch::manual_seed(static_cast<uint64_t>(o.seed));
-  const auto dtype = parse_dtype(o.dtype);
+  const auto dtype = embedding_dtype(o.dtype);
   const int64_t m = o.m > 0 ? o.m : o.n;
   auto embeddings = [&](int64_t rows) {
     const torch::Tensor x = torch::randn({rows, o.dim});
@@ -247,7 +240,7 @@ void run_loss_bench(const LossBenchOptions& o) {
   if (o.m != 0 && o.m < o.n) {
     fail(ErrorKind::kUsage, "bench loss: --m ({}) must be >= --n ({})", o.m, o.n);
   }
-  parse_dtype(o.dtype);
+  embedding_dtype(o.dtype);
   for (const std::string& impl : o.impls) {
     config::LossConfig config;
     config.implementation = parse_implementation(impl);

@@ -1,29 +1,17 @@
 // Per-sample decode, transform and tokenisation (see sample_processor.h).
 #include "data/sample_processor.h"
 
-#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
+#include "common/strings.h"
 #include "data/image_decode.h"
 #include "text/tokenizer.h"
 
 namespace duet::data {
 namespace {
-
-std::string trim(const std::string& s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) {
-    ++b;
-  }
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) {
-    --e;
-  }
-  return s.substr(b, e - b);
-}
 
 bool read_file(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);

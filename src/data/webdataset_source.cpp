@@ -9,6 +9,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "common/strings.h"
+
 namespace duet::data {
 namespace {
 
@@ -28,18 +30,6 @@ archive* open_archive(const std::string& path, std::string& error) {
 }
 
 bool is_image_ext(const std::string& ext) { return ext == "jpg" || ext == "jpeg" || ext == "png"; }
-
-std::string trim(const std::string& s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) {
-    ++b;
-  }
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) {
-    --e;
-  }
-  return s.substr(b, e - b);
-}
 
 }  // namespace
 

@@ -2,8 +2,10 @@
 #include "data/zero_shot_prompts.h"
 
 #include <fstream>
+#include <utility>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace duet::data {
 namespace {
@@ -21,15 +23,11 @@ std::vector<Line> read_entries(const std::string& path, const char* what) {
   int number = 0;
   while (std::getline(in, line)) {
     ++number;
-    if (!line.empty() && line.back() == '\r') {
-      line.pop_back();
-    }
-    const size_t b = line.find_first_not_of(" \t");
-    if (b == std::string::npos || line[b] == '#') {
+    std::string entry = trim(line);  // also drops a CRLF file's \r
+    if (entry.empty() || entry[0] == '#') {
       continue;
     }
-    const size_t e = line.find_last_not_of(" \t");
-    out.push_back({number, line.substr(b, e - b + 1)});
+    out.push_back({number, std::move(entry)});
   }
   DUET_CHECK(!out.empty(), "the zero-shot {} file '{}' has no entries", what, path);
   return out;

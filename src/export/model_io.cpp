@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/dtype_names.h"
 #include "common/error.h"
 #include "common/logging.h"
 #include "config/loader.h"
@@ -28,19 +29,6 @@ constexpr const char* kHfWeights = "model.safetensors";
 constexpr const char* kOpenClipWeights = "open_clip_model.safetensors";
 constexpr const char* kOpenClipConfig = "open_clip_config.json";
 constexpr const char* kCheckpointModel = "model.pt";  // train/trainer.cpp's payload name
-
-at::ScalarType parse_dtype_name(const std::string& dtype) {
-  if (dtype == "float32") {
-    return at::kFloat;
-  }
-  if (dtype == "float16") {
-    return at::kHalf;
-  }
-  if (dtype == "bfloat16") {
-    return at::kBFloat16;
-  }
-  fail(ErrorKind::kUsage, "--dtype: expected float32, float16 or bfloat16, got '{}'", dtype);
-}
 
 void write_text_file(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
@@ -208,7 +196,8 @@ std::vector<std::string> export_model(const models::ClipModelImpl& model,
                                       const text::Tokenizer& tokenizer, Format format,
                                       const std::string& dtype, const std::string& out,
                                       std::vector<std::string>& notes) {
-  const at::ScalarType type = parse_dtype_name(dtype);
+  const at::ScalarType type =
+      parse_dtype_option("--dtype", dtype, {at::kFloat, at::kHalf, at::kBFloat16});
   const text::TokenizerInfo info = tokenizer.info();
   const std::vector<std::string> reasons = unsupported(config.model, format, info);
   if (!reasons.empty()) {

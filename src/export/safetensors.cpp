@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/tensor_text.h"
 
 namespace fs = std::filesystem;
 
@@ -78,12 +79,168 @@ std::optional<uint64_t> byte_size(const std::vector<int64_t>& shape, int64_t siz
   return bytes;
 }
 
-std::string show_shape(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    out += (i ? ", " : "") + std::to_string(shape[i]);
+// The header length N from the first 8 bytes of a `size`-byte file, checked against the file
+// and the cap.
+uint64_t header_length(std::string_view file, uint64_t size, const std::string& where) {
+  if (size < 8 || file.size() < 8) {
+    fail("'{}' is not a safetensors file: {} bytes, fewer than the 8-byte header length", where,
+         size);
   }
-  return out + "]";
+  const uint64_t header = read_u64_le(file.data());
+  if (header > kMaxHeaderBytes || header > size - 8) {
+    fail(
+        "'{}' is not a valid safetensors file: header length {} exceeds the file ({} bytes) or "
+        "the {}-byte limit",
+        where, header, size, kMaxHeaderBytes);
+  }
+  return header;
+}
+
+// The JSON header: an object, with no name twice in any object.
+nlohmann::json parse_header(std::string_view text, const std::string& where) {
+  if (text.empty() || text.front() != '{') {
+    fail("'{}': safetensors header must be a JSON object starting with '{{'", where);
+  }
+  // Duplicate names are invisible after parsing (the last one wins), so catch them while
+  // parsing: one set of keys per open object.
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    if (event == Event::object_start) {
+      open_objects.emplace_back();
+    } else if (event == Event::object_end && !open_objects.empty()) {
+      open_objects.pop_back();
+    } else if (event == Event::key && !open_objects.empty()) {
+      const std::string key = parsed.get<std::string>();
+      if (!open_objects.back().insert(key).second && duplicate.empty()) {
+        duplicate = key;
+      }
+    }
+    return true;
+  };
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(text.begin(), text.end(), callback);
+  } catch (const nlohmann::json::exception& e) {
+    fail("'{}': safetensors header is not valid JSON: {}", where, e.what());
+  }
+  if (!duplicate.empty()) {
+    fail("'{}': safetensors header has the key '{}' twice", where, duplicate);
+  }
+  if (!json.is_object()) {
+    fail("'{}': safetensors header must be a JSON object", where);
+  }
+  return json;
+}
+
+// "__metadata__": an object of strings.
+std::map<std::string, std::string> read_metadata(const nlohmann::json& value,
+                                                 const std::string& where) {
+  if (!value.is_object()) {
+    fail("'{}': __metadata__ must be an object of strings", where);
+  }
+  std::map<std::string, std::string> metadata;
+  for (const auto& [key, text_value] : value.items()) {
+    if (!text_value.is_string()) {
+      fail("'{}': __metadata__ value of '{}' must be a string, got {}", where, key,
+           text_value.dump());
+    }
+    metadata[key] = text_value.get<std::string>();
+  }
+  return metadata;
+}
+
+// "shape": non-negative integers.
+std::vector<int64_t> read_shape(const nlohmann::json& value, const std::string& name,
+                                const std::string& where) {
+  const auto shape = value.find("shape");
+  if (shape == value.end() || !shape->is_array()) {
+    fail("'{}': tensor '{}' has no shape array", where, name);
+  }
+  std::vector<int64_t> out;
+  for (const auto& d : *shape) {
+    if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 62)) {
+      fail("'{}': tensor '{}' has an invalid shape {} (dimensions must be non-negative integers)",
+           where, name, shape->dump());
+    }
+    out.push_back(static_cast<int64_t>(d.get<uint64_t>()));
+  }
+  return out;
+}
+
+// One tensor's entry: known fields only, a known dtype, a shape, and data_offsets inside the
+// data section whose span is the byte size of dtype and shape.
+TensorEntry read_entry(const std::string& name, const nlohmann::json& value, uint64_t data_size,
+                       const std::string& where) {
+  if (name.empty()) {
+    fail("'{}': a tensor has an empty name", where);
+  }
+  if (!value.is_object()) {
+    fail("'{}': tensor '{}' must be an object with dtype, shape and data_offsets", where, name);
+  }
+  for (const auto& [field, unused] : value.items()) {
+    (void)unused;
+    if (field != "dtype" && field != "shape" && field != "data_offsets") {
+      fail("'{}': tensor '{}' has an unknown field '{}'", where, name, field);
+    }
+  }
+  TensorEntry entry;
+  entry.name = name;
+  const auto dtype = value.find("dtype");
+  if (dtype == value.end() || !dtype->is_string()) {
+    fail("'{}': tensor '{}' has no dtype string", where, name);
+  }
+  const auto parsed = parse_dtype(dtype->get<std::string>());
+  if (!parsed) {
+    fail("'{}': tensor '{}' has the unknown dtype '{}'", where, name, dtype->get<std::string>());
+  }
+  entry.dtype = *parsed;
+  entry.shape = read_shape(value, name, where);
+  const auto offsets = value.find("data_offsets");
+  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
+      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
+    fail("'{}': tensor '{}' needs data_offsets [begin, end] of non-negative integers", where, name);
+  }
+  entry.begin = (*offsets)[0].get<uint64_t>();
+  entry.end = (*offsets)[1].get<uint64_t>();
+  if (entry.begin > entry.end || entry.end > data_size) {
+    fail(
+        "'{}': tensor '{}' has data_offsets [{}, {}] outside the data section of {} bytes "
+        "(or begin > end)",
+        where, name, entry.begin, entry.end, data_size);
+  }
+  const auto bytes = byte_size(entry.shape, dtype_size(entry.dtype));
+  if (!bytes || *bytes != entry.end - entry.begin) {
+    fail("'{}': tensor '{}' is {} {} ({} bytes) but its data_offsets [{}, {}] span {} bytes", where,
+         name, dtype_name(entry.dtype), shape_text(entry.shape),
+         bytes ? std::to_string(*bytes) : std::string("too many"), entry.begin, entry.end,
+         entry.end - entry.begin);
+  }
+  return entry;
+}
+
+// The tensors (sorted by offset) tile the data section: each starts where the last ended.
+void check_tiling(const std::vector<TensorEntry>& tensors, uint64_t data_size,
+                  const std::string& where) {
+  uint64_t expected = 0;
+  const TensorEntry* previous = nullptr;
+  for (const auto& entry : tensors) {
+    if (entry.begin < expected) {
+      fail("'{}': tensors '{}' and '{}' overlap (bytes [{}, {}) and [{}, {}))", where,
+           previous->name, entry.name, previous->begin, previous->end, entry.begin, entry.end);
+    }
+    if (entry.begin > expected) {
+      fail("'{}': bytes [{}, {}) of the data section belong to no tensor (before '{}')", where,
+           expected, entry.begin, entry.name);
+    }
+    expected = entry.end;
+    previous = &entry;
+  }
+  if (expected != data_size) {
+    fail("'{}': the data section has {} bytes but the tensors cover {}", where, data_size,
+         expected);
+  }
 }
 
 }  // namespace
@@ -115,19 +272,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     fail("cannot open safetensors file '{}'", path);
   }
   // Check the header length before reading the rest, so a hostile length costs nothing.
-  if (size < 8) {
-    fail("'{}' is not a safetensors file: {} bytes, fewer than the 8-byte header length", path,
-         size);
-  }
-  char head[8];
+  char head[8] = {};
   in.read(head, 8);
-  const uint64_t header = read_u64_le(head);
-  if (header > kMaxHeaderBytes || header > size - 8) {
-    fail(
-        "'{}' is not a valid safetensors file: header length {} exceeds the file ({} bytes) or "
-        "the {}-byte limit",
-        path, header, size, kMaxHeaderBytes);
-  }
+  header_length(std::string_view(head, 8), size, path);
   bytes_.resize(size);
   std::memcpy(bytes_.data(), head, 8);
   in.read(bytes_.data() + 8, static_cast<std::streamsize>(size - 8));
@@ -147,150 +294,21 @@ SafetensorsFile SafetensorsFile::from_bytes(std::string bytes, const std::string
 
 void SafetensorsFile::parse() {
   const std::string& where = path_;
-  const uint64_t size = bytes_.size();
-  if (size < 8) {
-    fail("'{}' is not a safetensors file: {} bytes, fewer than the 8-byte header length", where,
-         size);
-  }
-  const uint64_t header = read_u64_le(bytes_.data());
-  if (header > kMaxHeaderBytes || header > size - 8) {
-    fail(
-        "'{}' is not a valid safetensors file: header length {} exceeds the file ({} bytes) or "
-        "the {}-byte limit",
-        where, header, size, kMaxHeaderBytes);
-  }
+  const uint64_t header = header_length(bytes_, bytes_.size(), where);
   data_start_ = 8 + header;
-  const uint64_t data_size = size - data_start_;
-  const std::string_view text(bytes_.data() + 8, header);
-  if (text.empty() || text.front() != '{') {
-    fail("'{}': safetensors header must be a JSON object starting with '{{'", where);
-  }
-
-  // Duplicate names are invisible after parsing (the last one wins), so catch them while
-  // parsing: one set of keys per open object.
-  std::vector<std::set<std::string>> open_objects;
-  std::string duplicate;
-  auto callback = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    using Event = nlohmann::json::parse_event_t;
-    if (event == Event::object_start) {
-      open_objects.emplace_back();
-    } else if (event == Event::object_end && !open_objects.empty()) {
-      open_objects.pop_back();
-    } else if (event == Event::key && !open_objects.empty()) {
-      const std::string key = parsed.get<std::string>();
-      if (!open_objects.back().insert(key).second && duplicate.empty()) {
-        duplicate = key;
-      }
-    }
-    return true;
-  };
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text.begin(), text.end(), callback);
-  } catch (const nlohmann::json::exception& e) {
-    fail("'{}': safetensors header is not valid JSON: {}", where, e.what());
-  }
-  if (!duplicate.empty()) {
-    fail("'{}': safetensors header has the key '{}' twice", where, duplicate);
-  }
-  if (!json.is_object()) {
-    fail("'{}': safetensors header must be a JSON object", where);
-  }
-
+  const uint64_t data_size = bytes_.size() - data_start_;
+  const nlohmann::json json = parse_header(std::string_view(bytes_.data() + 8, header), where);
   for (const auto& [name, value] : json.items()) {
     if (name == "__metadata__") {
-      if (!value.is_object()) {
-        fail("'{}': __metadata__ must be an object of strings", where);
-      }
-      for (const auto& [key, text_value] : value.items()) {
-        if (!text_value.is_string()) {
-          fail("'{}': __metadata__ value of '{}' must be a string, got {}", where, key,
-               text_value.dump());
-        }
-        metadata_[key] = text_value.get<std::string>();
-      }
-      continue;
+      metadata_ = read_metadata(value, where);
+    } else {
+      tensors_.push_back(read_entry(name, value, data_size, where));
     }
-    if (name.empty()) {
-      fail("'{}': a tensor has an empty name", where);
-    }
-    if (!value.is_object()) {
-      fail("'{}': tensor '{}' must be an object with dtype, shape and data_offsets", where, name);
-    }
-    for (const auto& [field, unused] : value.items()) {
-      (void)unused;
-      if (field != "dtype" && field != "shape" && field != "data_offsets") {
-        fail("'{}': tensor '{}' has an unknown field '{}'", where, name, field);
-      }
-    }
-    TensorEntry entry;
-    entry.name = name;
-    const auto dtype = value.find("dtype");
-    if (dtype == value.end() || !dtype->is_string()) {
-      fail("'{}': tensor '{}' has no dtype string", where, name);
-    }
-    const auto parsed = parse_dtype(dtype->get<std::string>());
-    if (!parsed) {
-      fail("'{}': tensor '{}' has the unknown dtype '{}'", where, name, dtype->get<std::string>());
-    }
-    entry.dtype = *parsed;
-    const auto shape = value.find("shape");
-    if (shape == value.end() || !shape->is_array()) {
-      fail("'{}': tensor '{}' has no shape array", where, name);
-    }
-    for (const auto& d : *shape) {
-      if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 62)) {
-        fail("'{}': tensor '{}' has an invalid shape {} (dimensions must be non-negative integers)",
-             where, name, shape->dump());
-      }
-      entry.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
-    }
-    const auto offsets = value.find("data_offsets");
-    if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-        !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
-      fail("'{}': tensor '{}' needs data_offsets [begin, end] of non-negative integers", where,
-           name);
-    }
-    entry.begin = (*offsets)[0].get<uint64_t>();
-    entry.end = (*offsets)[1].get<uint64_t>();
-    if (entry.begin > entry.end || entry.end > data_size) {
-      fail(
-          "'{}': tensor '{}' has data_offsets [{}, {}] outside the data section of {} bytes "
-          "(or begin > end)",
-          where, name, entry.begin, entry.end, data_size);
-    }
-    const auto bytes = byte_size(entry.shape, dtype_size(entry.dtype));
-    if (!bytes || *bytes != entry.end - entry.begin) {
-      fail("'{}': tensor '{}' is {} {} ({} bytes) but its data_offsets [{}, {}] span {} bytes",
-           where, name, dtype_name(entry.dtype), show_shape(entry.shape),
-           bytes ? std::to_string(*bytes) : std::string("too many"), entry.begin, entry.end,
-           entry.end - entry.begin);
-    }
-    tensors_.push_back(std::move(entry));
   }
-
-  // The tensors must tile the data section: sorted by offset, each starts where the last ended.
   std::sort(tensors_.begin(), tensors_.end(), [](const TensorEntry& a, const TensorEntry& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
-  uint64_t expected = 0;
-  const TensorEntry* previous = nullptr;
-  for (const auto& entry : tensors_) {
-    if (entry.begin < expected) {
-      fail("'{}': tensors '{}' and '{}' overlap (bytes [{}, {}) and [{}, {}))", where,
-           previous->name, entry.name, previous->begin, previous->end, entry.begin, entry.end);
-    }
-    if (entry.begin > expected) {
-      fail("'{}': bytes [{}, {}) of the data section belong to no tensor (before '{}')", where,
-           expected, entry.begin, entry.name);
-    }
-    expected = entry.end;
-    previous = &entry;
-  }
-  if (expected != data_size) {
-    fail("'{}': the data section has {} bytes but the tensors cover {}", where, data_size,
-         expected);
-  }
+  check_tiling(tensors_, data_size, where);
   for (size_t i = 0; i < tensors_.size(); ++i) {
     index_[tensors_[i].name] = i;
   }
@@ -324,12 +342,12 @@ std::string header_bytes(const std::vector<TensorView>& tensors,
     for (int64_t d : t.shape) {
       if (d < 0) {
         fail("cannot write tensor '{}' to safetensors: negative dimension in {}", t.name,
-             show_shape(t.shape));
+             shape_text(t.shape));
       }
     }
     const auto bytes = byte_size(t.shape, dtype_size(t.dtype));
     if (!bytes) {
-      fail("cannot write tensor '{}': shape {} is too large", t.name, show_shape(t.shape));
+      fail("cannot write tensor '{}': shape {} is too large", t.name, shape_text(t.shape));
     }
     header[t.name] = {{"dtype", dtype_name(t.dtype)},
                       {"shape", t.shape},

@@ -1,117 +1,117 @@
-// SentencePiece ModelProto -> tokenizers' tokenizer.json (see sentencepiece_json.h). The proto
-// is read with a minimal protobuf wire-format parser: only the fields below are used, all
-// others skipped; proto2 defaults apply to absent ones.
+// SentencePiece ModelProto -> tokenizers' tokenizer.json (see sentencepiece_json.h).
+//
+// libsentencepiece loads (and so validates) the model, and its SentencePieceProcessor gives each
+// piece's text, score and type. Debian's libsentencepiece-dev ships no generated ModelProto
+// header, so the fields the processor does not expose are read from the serialized proto with
+// common/protobuf_wire.h (all other fields skipped; proto2 defaults apply to absent ones):
 //   ModelProto      1: pieces (repeated SentencePiece), 2: trainer_spec, 3: normalizer_spec
-//   SentencePiece   1: piece (string), 2: score (float), 3: type (enum)
+//   SentencePiece   3: type (enum), for USER_DEFINED, which has no processor query
 //   TrainerSpec     3: model_type (enum), 35: byte_fallback (bool)
 //   NormalizerSpec  2: precompiled_charsmap (bytes), 3: add_dummy_prefix, 4:
 //                   remove_extra_whitespaces, 5: escape_whitespaces (bools, default true)
 #include "export/sentencepiece_json.h"
 
+#include <sentencepiece_processor.h>
+
 #include <algorithm>
-#include <cstring>
-#include <functional>
+#include <cctype>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string_view>
 #include <tuple>
 
 #include "common/error.h"
+#include "common/protobuf_wire.h"
 
 namespace duet::export_ {
 namespace {
 
-constexpr int kNormal = 1;
-constexpr int kUnknown = 2;
-constexpr int kControl = 3;
-constexpr int kUserDefined = 4;
-constexpr int kUnigram = 1;
-constexpr int kBpe = 2;
+using Json = nlohmann::ordered_json;
+using protobuf::Field;
+using protobuf::WireType;
+
 const std::string kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's escaped space
+constexpr std::string_view kWhat = "the SentencePiece model";
 
-class WireReader {
- public:
-  explicit WireReader(std::string_view bytes) : bytes_(bytes) {}
-  bool done() const { return pos_ >= bytes_.size(); }
+// ---- reading the model -----------------------------------------------------------------------
 
-  uint64_t varint() {
-    uint64_t value = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (pos_ >= bytes_.size()) {
-        fail("the SentencePiece model is truncated (inside a varint)");
+PieceType piece_type(const sentencepiece::SentencePieceProcessor& processor, int id) {
+  if (processor.IsUnknown(id)) {
+    return PieceType::kUnknown;
+  }
+  if (processor.IsControl(id)) {
+    return PieceType::kControl;
+  }
+  if (processor.IsUnused(id)) {
+    return PieceType::kUnused;
+  }
+  if (processor.IsByte(id)) {
+    return PieceType::kByte;
+  }
+  return PieceType::kNormal;  // or USER_DEFINED: see user_defined_ids
+}
+
+bool is_varint(const Field& f, uint32_t number) {
+  return f.number == number && f.type == WireType::kVarint;
+}
+
+bool is_bytes(const Field& f, uint32_t number) {
+  return f.number == number && f.type == WireType::kLengthDelimited;
+}
+
+// Ids of the USER_DEFINED pieces, and how many pieces the proto holds.
+std::vector<size_t> user_defined_ids(const std::string& serialized, size_t& piece_count) {
+  std::vector<size_t> ids;
+  piece_count = 0;
+  protobuf::read_fields(serialized, kWhat, [&](const Field& f) {
+    if (!is_bytes(f, 1)) {
+      return;
+    }
+    protobuf::read_fields(f.bytes, kWhat, [&](const Field& p) {
+      if (is_varint(p, 3) && p.varint == static_cast<uint64_t>(PieceType::kUserDefined)) {
+        ids.push_back(piece_count);
       }
-      const auto byte = static_cast<unsigned char>(bytes_[pos_++]);
-      value |= static_cast<uint64_t>(byte & 0x7F) << shift;
-      if ((byte & 0x80) == 0) {
-        return value;
-      }
-    }
-    fail("the SentencePiece model has a malformed varint");
-  }
+    });
+    ++piece_count;
+  });
+  return ids;
+}
 
-  std::string_view bytes(size_t n) {
-    if (n > bytes_.size() - pos_) {
-      fail("the SentencePiece model is truncated ({} bytes announced, {} left)", n,
-           bytes_.size() - pos_);
+void read_trainer_spec(std::string_view spec, SentencePieceModel& model) {
+  protobuf::read_fields(spec, kWhat, [&](const Field& f) {
+    if (is_varint(f, 3)) {
+      model.model_type = static_cast<SentencePieceModelType>(f.varint);
+    } else if (is_varint(f, 35)) {
+      model.byte_fallback = f.varint != 0;
     }
-    std::string_view out = bytes_.substr(pos_, n);
-    pos_ += n;
-    return out;
-  }
+  });
+}
 
-  // Calls on_field(number, wire_type, reader-for-value) for each field.
-  void fields(const std::function<void(uint64_t, int, WireReader&)>& on_field) {
-    while (!done()) {
-      const uint64_t key = varint();
-      const auto wire = static_cast<int>(key & 7);
-      const uint64_t number = key >> 3;
-      switch (wire) {
-        case 0: {
-          WireReader value{std::string_view()};
-          value.value_ = varint();
-          on_field(number, wire, value);
-          break;
-        }
-        case 1: {
-          WireReader value(bytes(8));
-          on_field(number, wire, value);
-          break;
-        }
-        case 2: {
-          WireReader value(bytes(static_cast<size_t>(varint())));
-          on_field(number, wire, value);
-          break;
-        }
-        case 5: {
-          WireReader value(bytes(4));
-          on_field(number, wire, value);
-          break;
-        }
-        default:
-          fail("the SentencePiece model has an unsupported protobuf wire type {}", wire);
-      }
+void read_normalizer_spec(std::string_view spec, SentencePieceModel& model) {
+  protobuf::read_fields(spec, kWhat, [&](const Field& f) {
+    if (is_bytes(f, 2)) {
+      model.precompiled_charsmap = std::string(f.bytes);
+    } else if (is_varint(f, 3)) {
+      model.add_dummy_prefix = f.varint != 0;
+    } else if (is_varint(f, 4)) {
+      model.remove_extra_whitespaces = f.varint != 0;
+    } else if (is_varint(f, 5)) {
+      model.escape_whitespaces = f.varint != 0;
     }
-  }
+  });
+}
 
-  uint64_t value() const { return value_; }  // a varint field's value
-  std::string_view all() const { return bytes_; }
-  float fixed32_float() const {
-    DUET_CHECK(bytes_.size() == 4, "the SentencePiece model has a malformed float");
-    uint32_t bits = 0;
-    for (int i = 3; i >= 0; --i) {
-      bits = (bits << 8) | static_cast<unsigned char>(bytes_[static_cast<size_t>(i)]);
+void read_specs(const std::string& serialized, SentencePieceModel& model) {
+  protobuf::read_fields(serialized, kWhat, [&](const Field& f) {
+    if (is_bytes(f, 2)) {
+      read_trainer_spec(f.bytes, model);
+    } else if (is_bytes(f, 3)) {
+      read_normalizer_spec(f.bytes, model);
     }
-    float f = 0.0f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-  }
+  });
+}
 
- private:
-  std::string_view bytes_;
-  size_t pos_ = 0;
-  uint64_t value_ = 0;
-};
+// ---- text helpers ----------------------------------------------------------------------------
 
 std::string base64(const std::string& bytes) {
   static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -166,79 +166,17 @@ std::string regex_escape(const std::string& s) {
   return out;
 }
 
-nlohmann::ordered_json replace(const std::string& kind, const std::string& pattern,
-                               const std::string& content) {
+Json replace(const std::string& kind, const std::string& pattern, const std::string& content) {
   return {{"type", "Replace"}, {"pattern", {{kind, pattern}}}, {"content", content}};
 }
 
-}  // namespace
+// ---- the parts of tokenizer.json -------------------------------------------------------------
 
-SentencePieceModel parse_sentencepiece_model(const std::string& serialized) {
-  SentencePieceModel model;
-  WireReader reader(serialized);
-  reader.fields([&](uint64_t number, int wire, WireReader& value) {
-    if (number == 1 && wire == 2) {
-      SentencePieceModel::Piece piece;
-      WireReader(value.all()).fields([&](uint64_t n, int w, WireReader& v) {
-        if (n == 1 && w == 2) {
-          piece.piece = std::string(v.all());
-        } else if (n == 2 && w == 5) {
-          piece.score = v.fixed32_float();
-        } else if (n == 3 && w == 0) {
-          piece.type = static_cast<int>(v.value());
-        }
-      });
-      model.pieces.push_back(std::move(piece));
-    } else if (number == 2 && wire == 2) {
-      WireReader(value.all()).fields([&](uint64_t n, int w, WireReader& v) {
-        if (n == 3 && w == 0) {
-          model.model_type = static_cast<int>(v.value());
-        } else if (n == 35 && w == 0) {
-          model.byte_fallback = v.value() != 0;
-        }
-      });
-    } else if (number == 3 && wire == 2) {
-      WireReader(value.all()).fields([&](uint64_t n, int w, WireReader& v) {
-        if (n == 2 && w == 2) {
-          model.precompiled_charsmap = std::string(v.all());
-        } else if (n == 3 && w == 0) {
-          model.add_dummy_prefix = v.value() != 0;
-        } else if (n == 4 && w == 0) {
-          model.remove_extra_whitespaces = v.value() != 0;
-        } else if (n == 5 && w == 0) {
-          model.escape_whitespaces = v.value() != 0;
-        }
-      });
-    }
-  });
-  if (model.pieces.empty()) {
-    fail("the SentencePiece model has no pieces");
-  }
-  return model;
-}
-
-std::string sentencepiece_tokenizer_json(const SentencePieceModel& model,
-                                         const text::TokenizerInfo& info, std::string& why_not) {
-  if (model.model_type != kUnigram && model.model_type != kBpe) {
-    why_not = fmt::format(
-        "the SentencePiece model type {} (word or char) has no tokenizers counterpart that "
-        "reproduces its ids",
-        model.model_type);
-    return "";
-  }
-  const auto& pieces = model.pieces;
-  int64_t unk_id = -1;
-  std::vector<std::string> user_defined;
-  nlohmann::ordered_json added = nlohmann::ordered_json::array();
+// The unknown and control pieces, which tokenizers must match whole and never split.
+Json added_tokens(const std::vector<SentencePieceModel::Piece>& pieces) {
+  Json added = Json::array();
   for (size_t id = 0; id < pieces.size(); ++id) {
-    const int type = pieces[id].type;
-    if (type == kUnknown && unk_id < 0) {
-      unk_id = static_cast<int64_t>(id);
-    }
-    if (type == kUserDefined) {
-      user_defined.push_back(pieces[id].piece);
-    }
-    if (type == kUnknown || type == kControl) {
+    if (pieces[id].type == PieceType::kUnknown || pieces[id].type == PieceType::kControl) {
       added.push_back({{"id", id},
                        {"content", pieces[id].piece},
                        {"single_word", false},
@@ -248,9 +186,12 @@ std::string sentencepiece_tokenizer_json(const SentencePieceModel& model,
                        {"special", true}});
     }
   }
+  return added;
+}
 
-  // normalizer, in SentencePiece's order
-  nlohmann::ordered_json normalizers = nlohmann::ordered_json::array();
+// SentencePiece's normalisation, in its order.
+Json normalizer(const SentencePieceModel& model) {
+  Json normalizers = Json::array();
   if (!model.precompiled_charsmap.empty()) {
     normalizers.push_back(
         {{"type", "Precompiled"}, {"precompiled_charsmap", base64(model.precompiled_charsmap)}});
@@ -268,8 +209,13 @@ std::string sentencepiece_tokenizer_json(const SentencePieceModel& model,
     // does not.
     normalizers.push_back(replace("Regex", "\\A" + kSpace, kSpace + kSpace));
   }
+  return {{"type", "Sequence"}, {"normalizers", normalizers}};
+}
 
-  nlohmann::ordered_json pre = nlohmann::ordered_json::array();
+// The Metaspace dummy prefix, then user-defined pieces split out whole (longest first); null
+// when neither applies.
+Json pre_tokenizer(const SentencePieceModel& model, std::vector<std::string> user_defined) {
+  Json pre = Json::array();
   if (model.add_dummy_prefix) {
     pre.push_back({{"type", "Metaspace"},
                    {"replacement", kSpace},
@@ -288,67 +234,79 @@ std::string sentencepiece_tokenizer_json(const SentencePieceModel& model,
                    {"behavior", "Isolated"},
                    {"invert", false}});
   }
+  return pre.empty() ? Json(nullptr) : Json{{"type", "Sequence"}, {"pretokenizers", pre}};
+}
 
-  nlohmann::ordered_json model_json;
-  if (model.model_type == kUnigram) {
-    nlohmann::ordered_json vocab = nlohmann::ordered_json::array();
-    for (const auto& p : pieces) {
-      vocab.push_back({p.piece, static_cast<double>(p.score)});
-    }
-    model_json = {{"type", "Unigram"},
-                  {"unk_id", unk_id >= 0 ? nlohmann::ordered_json(unk_id) : nullptr},
-                  {"vocab", vocab},
-                  {"byte_fallback", model.byte_fallback}};
-  } else {
-    // BPE: merges of two normal pieces into a normal piece, ranked by the merged piece's score
-    // (higher first), then its id.
-    std::map<std::string, std::pair<float, size_t>> normal;
-    nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
-    for (size_t id = 0; id < pieces.size(); ++id) {
-      vocab[pieces[id].piece] = id;
-      if (pieces[id].type == kNormal) {
-        normal[pieces[id].piece] = {pieces[id].score, id};
-      }
-    }
-    std::vector<std::tuple<float, size_t, std::string, std::string>> ranked;
-    for (const auto& [token, rank] : normal) {
-      for (size_t split : inner_boundaries(token)) {
-        std::string left = token.substr(0, split);
-        std::string right = token.substr(split);
-        if (normal.count(left) && normal.count(right)) {
-          ranked.emplace_back(-rank.first, rank.second, std::move(left), std::move(right));
-        }
-      }
-    }
-    std::sort(ranked.begin(), ranked.end());
-    nlohmann::ordered_json merges = nlohmann::ordered_json::array();
-    for (const auto& [score, id, left, right] : ranked) {
-      merges.push_back({left, right});
-    }
-    model_json = {{"type", "BPE"},
-                  {"dropout", nullptr},
-                  {"unk_token", unk_id >= 0 ? nlohmann::ordered_json(pieces[unk_id].piece)
-                                            : nlohmann::ordered_json(nullptr)},
-                  {"continuing_subword_prefix", nullptr},
-                  {"end_of_word_suffix", nullptr},
-                  {"fuse_unk", true},
-                  {"byte_fallback", model.byte_fallback},
-                  {"ignore_merges", !user_defined.empty()},
-                  {"vocab", vocab},
-                  {"merges", merges}};
+Json unigram_model(const SentencePieceModel& model, int64_t unk_id) {
+  Json vocab = Json::array();
+  for (const auto& p : model.pieces) {
+    vocab.push_back({p.piece, static_cast<double>(p.score)});
   }
+  return {{"type", "Unigram"},
+          {"unk_id", unk_id >= 0 ? Json(unk_id) : Json(nullptr)},
+          {"vocab", vocab},
+          {"byte_fallback", model.byte_fallback}};
+}
 
-  // duet's template: [SOT] ids EOT.
+// BPE merges: of two normal pieces into a normal piece, ranked by the merged piece's score
+// (higher first), then its id.
+Json bpe_merges(const std::vector<SentencePieceModel::Piece>& pieces) {
+  std::map<std::string, std::pair<float, size_t>> normal;
+  for (size_t id = 0; id < pieces.size(); ++id) {
+    if (pieces[id].type == PieceType::kNormal) {
+      normal[pieces[id].piece] = {pieces[id].score, id};
+    }
+  }
+  std::vector<std::tuple<float, size_t, std::string, std::string>> ranked;
+  for (const auto& [token, rank] : normal) {
+    for (size_t split : inner_boundaries(token)) {
+      std::string left = token.substr(0, split);
+      std::string right = token.substr(split);
+      if (normal.count(left) && normal.count(right)) {
+        ranked.emplace_back(-rank.first, rank.second, std::move(left), std::move(right));
+      }
+    }
+  }
+  std::sort(ranked.begin(), ranked.end());
+  Json merges = Json::array();
+  for (const auto& [score, id, left, right] : ranked) {
+    merges.push_back({left, right});
+  }
+  return merges;
+}
+
+Json bpe_model(const SentencePieceModel& model, int64_t unk_id, bool has_user_defined) {
+  const auto& pieces = model.pieces;
+  Json vocab = Json::object();
+  for (size_t id = 0; id < pieces.size(); ++id) {
+    vocab[pieces[id].piece] = id;
+  }
+  return {
+      {"type", "BPE"},
+      {"dropout", nullptr},
+      {"unk_token", unk_id >= 0 ? Json(pieces[static_cast<size_t>(unk_id)].piece) : Json(nullptr)},
+      {"continuing_subword_prefix", nullptr},
+      {"end_of_word_suffix", nullptr},
+      {"fuse_unk", true},
+      {"byte_fallback", model.byte_fallback},
+      {"ignore_merges", has_user_defined},
+      {"vocab", vocab},
+      {"merges", bpe_merges(pieces)}};
+}
+
+// duet's template: [SOT] $A EOT (and [SOT] $A EOT $B EOT for pairs).
+Json post_processor(const std::vector<SentencePieceModel::Piece>& pieces,
+                    const text::TokenizerInfo& info) {
   auto piece_of = [&](int64_t id) { return pieces.at(static_cast<size_t>(id)).piece; };
-  nlohmann::ordered_json single = nlohmann::ordered_json::array();
-  nlohmann::ordered_json pair = nlohmann::ordered_json::array();
-  nlohmann::ordered_json special = nlohmann::ordered_json::object();
+  Json single = Json::array();
+  Json pair = Json::array();
+  Json special = Json::object();
   auto special_token = [&](int64_t id, int type_id) {
     special[piece_of(id)] = {{"id", piece_of(id)}, {"ids", {id}}, {"tokens", {piece_of(id)}}};
-    return nlohmann::ordered_json{{"SpecialToken", {{"id", piece_of(id)}, {"type_id", type_id}}}};
+    return Json{{"SpecialToken", {{"id", piece_of(id)}, {"type_id", type_id}}}};
   };
   auto sequence = [](const char* id, int type_id) {
-    return nlohmann::ordered_json{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
+    return Json{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
   };
   if (info.sot_id >= 0) {
     single.push_back(special_token(info.sot_id, 0));
@@ -360,8 +318,14 @@ std::string sentencepiece_tokenizer_json(const SentencePieceModel& model,
   pair.push_back(special_token(info.eot_id, 0));
   pair.push_back(sequence("B", 1));
   pair.push_back(special_token(info.eot_id, 1));
+  return {{"type", "TemplateProcessing"},
+          {"single", single},
+          {"pair", pair},
+          {"special_tokens", special}};
+}
 
-  nlohmann::ordered_json decoders = nlohmann::ordered_json::array();
+Json decoder(const SentencePieceModel& model) {
+  Json decoders = Json::array();
   decoders.push_back(replace("String", kSpace, " "));
   if (model.byte_fallback) {
     decoders.push_back({{"type", "ByteFallback"}});
@@ -372,23 +336,65 @@ std::string sentencepiece_tokenizer_json(const SentencePieceModel& model,
   if (model.add_dummy_prefix) {
     decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
   }
+  return {{"type", "Sequence"}, {"decoders", decoders}};
+}
 
-  nlohmann::ordered_json out = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added},
-      {"normalizer", {{"type", "Sequence"}, {"normalizers", normalizers}}},
-      {"pre_tokenizer", pre.empty()
-                            ? nlohmann::ordered_json(nullptr)
-                            : nlohmann::ordered_json{{"type", "Sequence"}, {"pretokenizers", pre}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", single},
-        {"pair", pair},
-        {"special_tokens", special}}},
-      {"decoder", {{"type", "Sequence"}, {"decoders", decoders}}},
-      {"model", model_json}};
+}  // namespace
+
+SentencePieceModel parse_sentencepiece_model(const std::string& serialized) {
+  sentencepiece::SentencePieceProcessor processor;
+  const auto status = processor.LoadFromSerializedProto(serialized);
+  if (!status.ok()) {
+    fail("{} cannot be loaded: {}", kWhat, status.ToString());
+  }
+  const int size = processor.GetPieceSize();
+  DUET_CHECK(size > 0, "{} has no pieces", kWhat);
+  SentencePieceModel model;
+  for (int id = 0; id < size; ++id) {
+    model.pieces.push_back(
+        {processor.IdToPiece(id), processor.GetScore(id), piece_type(processor, id)});
+  }
+  size_t proto_pieces = 0;
+  for (const size_t id : user_defined_ids(serialized, proto_pieces)) {
+    model.pieces.at(id).type = PieceType::kUserDefined;
+  }
+  DUET_CHECK(proto_pieces == model.pieces.size(),
+             "{} holds {} pieces, but libsentencepiece loaded {}", kWhat, proto_pieces,
+             model.pieces.size());
+  read_specs(serialized, model);
+  return model;
+}
+
+std::string sentencepiece_tokenizer_json(const SentencePieceModel& model,
+                                         const text::TokenizerInfo& info, std::string& why_not) {
+  const bool unigram = model.model_type == SentencePieceModelType::kUnigram;
+  if (!unigram && model.model_type != SentencePieceModelType::kBpe) {
+    why_not = fmt::format(
+        "the SentencePiece model type {} (word or char) has no tokenizers counterpart that "
+        "reproduces its ids",
+        static_cast<int>(model.model_type));
+    return "";
+  }
+  int64_t unk_id = -1;
+  std::vector<std::string> user_defined;
+  for (size_t id = 0; id < model.pieces.size(); ++id) {
+    if (model.pieces[id].type == PieceType::kUnknown && unk_id < 0) {
+      unk_id = static_cast<int64_t>(id);
+    }
+    if (model.pieces[id].type == PieceType::kUserDefined) {
+      user_defined.push_back(model.pieces[id].piece);
+    }
+  }
+  const Json out = {{"version", "1.0"},
+                    {"truncation", nullptr},
+                    {"padding", nullptr},
+                    {"added_tokens", added_tokens(model.pieces)},
+                    {"normalizer", normalizer(model)},
+                    {"pre_tokenizer", pre_tokenizer(model, user_defined)},
+                    {"post_processor", post_processor(model.pieces, info)},
+                    {"decoder", decoder(model)},
+                    {"model", unigram ? unigram_model(model, unk_id)
+                                      : bpe_model(model, unk_id, !user_defined.empty())}};
   return out.dump() + "\n";
 }
 

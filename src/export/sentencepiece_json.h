@@ -8,20 +8,32 @@
 // piece score), and a template adding duet's start and end tokens. Torch-free.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "text/tokenizer.h"
 
 namespace duet::export_ {
+
+// SentencePiece's ModelProto.SentencePiece.Type and TrainerSpec.ModelType, with their values.
+enum class PieceType {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
+enum class SentencePieceModelType { kUnigram = 1, kBpe = 2, kWord = 3, kChar = 4 };
 
 // What the ModelProto says that the tokenizer.json needs.
 struct SentencePieceModel {
   struct Piece {
     std::string piece;
     float score = 0.0f;
-    int type = 1;  // NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6
+    PieceType type = PieceType::kNormal;
   };
-  std::vector<Piece> pieces;
-  int model_type = 1;  // UNIGRAM 1, BPE 2, WORD 3, CHAR 4
+  std::vector<Piece> pieces;  // by id
+  SentencePieceModelType model_type = SentencePieceModelType::kUnigram;
   bool byte_fallback = false;
   std::string precompiled_charsmap;  // raw bytes
   bool add_dummy_prefix = true;
@@ -29,7 +41,8 @@ struct SentencePieceModel {
   bool escape_whitespaces = true;
 };
 
-// Parses the protobuf wire format of a ModelProto; a malformed one is a runtime Error.
+// Loads a serialized ModelProto with libsentencepiece and reads it; a model libsentencepiece
+// refuses (malformed, truncated, empty) is a runtime Error with its reason.
 SentencePieceModel parse_sentencepiece_model(const std::string& serialized);
 
 // tokenizer.json text for `model` with duet's special ids (`info`: SOT prepended when

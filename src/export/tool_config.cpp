@@ -130,8 +130,8 @@ std::map<std::string, std::string> sentencepiece_files(const text::SentencePiece
   // The pad piece must be a special one, or transformers would split it out of texts; duet's
   // own models pad with <pad> (id 0). Otherwise pad with EOT (padding after EOT only matters
   // to a bidirectional tower, which then sees different ids: noted in docs/export.md).
-  const int pad_type = model.pieces.at(static_cast<size_t>(info.pad_id)).type;
-  const bool pad_special = pad_type == 2 || pad_type == 3;
+  const PieceType pad_type = model.pieces.at(static_cast<size_t>(info.pad_id)).type;
+  const bool pad_special = pad_type == PieceType::kUnknown || pad_type == PieceType::kControl;
   const nlohmann::ordered_json pad = pad_special ? piece(info.pad_id) : piece(info.eot_id);
   // SigLIP-style towers train with the padding visible: no attention mask for them.
   const nlohmann::ordered_json inputs = config.model.text.causal

@@ -1,39 +1,10 @@
 #include "losses/loss_checks.h"
 
-#include <fmt/format.h>
-
+#include "common/dtype_names.h"
 #include "common/error.h"
 
 namespace duet::losses {
 namespace {
-
-std::string shape_text(const torch::Tensor& t) {
-  std::string text = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) {
-    text += (i > 0 ? ", " : "") + std::to_string(t.size(i));
-  }
-  return text + "]";
-}
-
-// "float32", "bfloat16", ... (c10 says "Float", "BFloat16").
-std::string dtype_name(torch::ScalarType type) {
-  switch (type) {
-    case torch::kFloat32:
-      return "float32";
-    case torch::kFloat64:
-      return "float64";
-    case torch::kBFloat16:
-      return "bfloat16";
-    case torch::kFloat16:
-      return "float16";
-    case torch::kInt64:
-      return "int64";
-    case torch::kInt32:
-      return "int32";
-    default:
-      return c10::toString(type);
-  }
-}
 
 bool supported_dtype(torch::ScalarType type) {
   return type == torch::kFloat32 || type == torch::kFloat64 || type == torch::kBFloat16 ||
@@ -82,14 +53,6 @@ void check_rows(const char* op, const char* local_name, const torch::Tensor& loc
 }
 
 }  // namespace
-
-std::string describe(const torch::Tensor& tensor) {
-  if (!tensor.defined()) {
-    return "undefined";
-  }
-  return fmt::format("{} {} {}", shape_text(tensor), dtype_name(tensor.scalar_type()),
-                     tensor.device().str());
-}
 
 void check_infonce_inputs(const char* op, const torch::Tensor& image_local,
                           const torch::Tensor& text_local, const torch::Tensor& image_all,

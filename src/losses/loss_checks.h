@@ -7,10 +7,9 @@
 
 #include <torch/types.h>
 
-namespace duet::losses {
+#include "common/tensor_text.h"  // describe(): "[8, 64] float32 cpu", or "undefined"
 
-// "[8, 64] float32 cpu", or "undefined".
-std::string describe(const torch::Tensor& tensor);
+namespace duet::losses {
 
 // InfoNCE in the local-rows × gathered-columns form: image_local and text_local [n, D],
 // image_all and text_all [M, D], 1 <= n, offset >= 0, offset + n <= M; one floating dtype and

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "models/input_checks.h"
+#include "common/tensor_text.h"
 
 namespace duet::models {
 

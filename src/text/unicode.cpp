@@ -11,6 +11,7 @@
 #include <utf8proc.h>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace duet::text {
 
@@ -200,17 +201,7 @@ bool is_python_space(char32_t c) {
   return is_white_space(c) || (c >= 0x1C && c <= 0x1F);
 }
 
-std::u32string python_strip(std::u32string_view text) {
-  size_t begin = 0;
-  size_t end = text.size();
-  while (begin < end && is_python_space(text[begin])) {
-    ++begin;
-  }
-  while (end > begin && is_python_space(text[end - 1])) {
-    --end;
-  }
-  return std::u32string(text.substr(begin, end - begin));
-}
+std::u32string python_strip(std::u32string_view text) { return trim_if(text, is_python_space); }
 
 std::u32string python_lower(std::u32string_view text) {
   std::u32string out;

@@ -1,6 +1,6 @@
 #pragma once
-// TensorBoard event files with scalar summaries, written without protobuf or Python: the few
-// protobuf messages involved are encoded by hand and framed as TFRecords.
+// TensorBoard event files with scalar summaries, written without libprotobuf or Python: the few
+// protobuf fields involved go through common/protobuf_wire.h, framed as TFRecords.
 //
 // File: DIR/events.out.tfevents.<unix seconds>.<hostname>[.<n> when that name is taken], a
 // sequence of TFRecords:

@@ -39,9 +39,10 @@ TEST_CASE("SentencePiece models parse and become a tokenizer.json", "[export][to
     const text::SentencePieceTokenizer tokenizer(path);
     const SentencePieceModel model = parse_sentencepiece_model(tokenizer.serialized_model());
     REQUIRE(model.pieces.size() == 30);
-    CHECK(model.model_type == (std::string(kind) == "bpe" ? 2 : 1));
-    CHECK(model.pieces[0].type == 3);  // <pad>, control
-    CHECK(model.pieces[1].type == 2);  // <unk>
+    CHECK(model.model_type == (std::string(kind) == "bpe" ? SentencePieceModelType::kBpe
+                                                          : SentencePieceModelType::kUnigram));
+    CHECK(model.pieces[0].type == PieceType::kControl);  // <pad>
+    CHECK(model.pieces[1].type == PieceType::kUnknown);  // <unk>
     CHECK(model.pieces[3].piece == "</s>");
     CHECK_FALSE(model.precompiled_charsmap.empty());  // nmt_nfkc_cf
     CHECK(model.add_dummy_prefix);
@@ -62,8 +63,8 @@ TEST_CASE("SentencePiece models parse and become a tokenizer.json", "[export][to
   CHECK_THROWS_AS(parse_sentencepiece_model(std::string("\x0a\xff", 2)), Error);  // truncated
   CHECK_THROWS_AS(parse_sentencepiece_model(""), Error);                          // no pieces
   SentencePieceModel word;
-  word.pieces.push_back({"<unk>", 0.0f, 2});
-  word.model_type = 3;
+  word.pieces.push_back({"<unk>", 0.0f, PieceType::kUnknown});
+  word.model_type = SentencePieceModelType::kWord;
   std::string why_not;
   CHECK(sentencepiece_tokenizer_json(word, text::TokenizerInfo{}, why_not).empty());
   CHECK_THAT(why_not, Catch::Contains("word or char"));

@@ -101,10 +101,10 @@ TEST_CASE("bad token batches name the argument and the shapes", "[models][text]"
                        AttentionKernel::kExplicit);
   const std::string expected = "tokens: expected [B, 12] int64, got ";
   const std::vector<std::pair<torch::Tensor, std::string>> shape_cases = {
-      {torch::zeros({4, 77}, torch::kLong), "[4, 77] int64"},
-      {torch::zeros({12}, torch::kLong), "[12] int64"},
-      {torch::zeros({2, 12}, torch::kInt), "[2, 12] int32"},
-      {torch::zeros({2, 12}, torch::kFloat), "[2, 12] float32"},
+      {torch::zeros({4, 77}, torch::kLong), "[4, 77] int64 cpu"},
+      {torch::zeros({12}, torch::kLong), "[12] int64 cpu"},
+      {torch::zeros({2, 12}, torch::kInt), "[2, 12] int32 cpu"},
+      {torch::zeros({2, 12}, torch::kFloat), "[2, 12] float32 cpu"},
   };
   for (const auto& [tokens, got] : shape_cases) {
     auto caught = test::catch_error([&] { text(tokens); });

@@ -169,11 +169,11 @@ TEST_CASE("bad images name the argument, the expected and the actual shape", "[m
   VisionTransformer vit(test::tiny_config().vision, 24, AttentionKernel::kExplicit);
   const std::string expected = "images: expected [B, 3, 16, 16] float, got ";
   const std::vector<std::pair<torch::Tensor, std::string>> cases = {
-      {torch::randn({8, 1, 16, 16}), "[8, 1, 16, 16] float32"},
-      {torch::randn({8, 3, 28, 28}), "[8, 3, 28, 28] float32"},
-      {torch::randn({8, 3, 16, 12}), "[8, 3, 16, 12] float32"},
-      {torch::randn({3, 16, 16}), "[3, 16, 16] float32"},
-      {torch::zeros({2, 3, 16, 16}, torch::kByte), "[2, 3, 16, 16] uint8"},
+      {torch::randn({8, 1, 16, 16}), "[8, 1, 16, 16] float32 cpu"},
+      {torch::randn({8, 3, 28, 28}), "[8, 3, 28, 28] float32 cpu"},
+      {torch::randn({8, 3, 16, 12}), "[8, 3, 16, 12] float32 cpu"},
+      {torch::randn({3, 16, 16}), "[3, 16, 16] float32 cpu"},
+      {torch::zeros({2, 3, 16, 16}, torch::kByte), "[2, 3, 16, 16] uint8 cpu"},
       {torch::Tensor(), "undefined"},
   };
   for (const auto& [images, got] : cases) {
