@@ -33,6 +33,8 @@
 
 #define DUET_DEVICE __device__ __forceinline__
 #define DUET_KERNEL __global__
+// Unrolls the next loop (register arrays indexed by its counter stay in registers).
+#define DUET_UNROLL _Pragma("unroll")
 
 namespace duet::kernels::detail {
 
@@ -142,6 +144,7 @@ inline constexpr int warpSize = 32;  // NOLINT(readability-identifier-naming): C
 
 #define DUET_DEVICE inline
 #define DUET_KERNEL
+#define DUET_UNROLL
 
 #define DUET_CUDA_CHECK(expr) static_cast<void>(0)
 
