@@ -244,7 +244,7 @@ void run_loss_bench(const LossBenchOptions& o) {
   for (const std::string& impl : o.impls) {
     config::LossConfig config;
     config.implementation = parse_implementation(impl);
-    losses::select_implementation(config, torch::kCPU);  // rejects 'fused' here
+    losses::select_implementation(config, torch::kCPU, torch::kFloat32);  // rejects fused here
   }
   const int64_t m = o.m > 0 ? o.m : o.n;
   std::cout << fmt::format(

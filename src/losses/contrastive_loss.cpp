@@ -9,7 +9,7 @@ namespace duet::losses {
 
 ContrastiveBatch ContrastiveBatch::single_process(const torch::Tensor& image,
                                                   const torch::Tensor& text) {
-  return ContrastiveBatch{image, text, image, text, 0};
+  return ContrastiveBatch{image, text, image, text, 0, true};
 }
 
 torch::Tensor contrastive_loss(const ContrastiveBatch& batch, const torch::Tensor& logit_scale,
@@ -19,11 +19,17 @@ torch::Tensor contrastive_loss(const ContrastiveBatch& batch, const torch::Tenso
                "contrastive_loss: loss.type 'clip' takes no logit_bias (softmax ignores a shared "
                "bias), got {}; use loss.type 'siglip' or turn model.logit_bias off",
                describe(logit_bias));
+    if (batch.one_process) {
+      return infonce_loss(batch.image_local, batch.text_local, logit_scale, config);
+    }
     return infonce_loss(batch.image_local, batch.text_local, batch.image_all, batch.text_all,
                         batch.offset, logit_scale, config);
   }
   DUET_CHECK(logit_bias.defined(),
              "contrastive_loss: loss.type 'siglip' needs logit_bias (model.logit_bias: true)");
+  if (batch.one_process) {
+    return siglip_loss(batch.image_local, batch.text_local, logit_scale, logit_bias, config);
+  }
   return siglip_loss(batch.image_local, batch.text_all, batch.offset, logit_scale, logit_bias,
                      config);
 }

@@ -4,7 +4,8 @@
 // which picks CLIP's InfoNCE or SigLIP's sigmoid loss and the implementation
 // (losses/implementation.h). Distributed training fills ContrastiveBatch with all-gathered
 // (gather-with-grad) embeddings and offset = this rank's first global row; one process uses
-// ContrastiveBatch::single_process.
+// ContrastiveBatch::single_process, which says so explicitly (one_process): the form is the
+// caller's statement, never inferred from which tensors were passed.
 #include <torch/types.h>
 
 #include "config/config.h"
@@ -17,6 +18,7 @@ struct ContrastiveBatch {
   torch::Tensor image_all;    // [M, D] all ranks' image embeddings (image_local in one process)
   torch::Tensor text_all;     // [M, D] all ranks' text embeddings (text_local in one process)
   int64_t offset = 0;         // row of image_local[0] in image_all: positives sit at offset + i
+  bool one_process = false;   // the local rows are the whole batch; *_all are not read
 
   // One process: the local rows are the whole batch (image, text [N, D]).
   static ContrastiveBatch single_process(const torch::Tensor& image, const torch::Tensor& text);

@@ -6,27 +6,26 @@
 //   t = exp(logit_scale)
 //   loss = ½ [ (1/n) Σ_i (LSE_j(t·x_i·Y_j) − t·x_i·Y_{offset+i})
 //            + (1/n) Σ_i (LSE_j(t·y_i·X_j) − t·y_i·X_{offset+i}) ]
-// In one process pass the same tensors as local and all (offset 0): that is CLIP's loss over the
-// batch, and the tiled implementation then gets both directions from one walk over the blocks.
-// Gradients reach all four embeddings and logit_scale (as d/d log t). Averaging the R ranks'
-// losses gives the single-process loss of the global batch, and summing their gradients (what
-// gather-with-grad does) gives its gradients, divided by R.
-// Dtypes: float32 and float64; bfloat16 and float16 inputs are computed in float32. The loss is
-// float64 for float64 inputs and float32 otherwise; gradients come back in the inputs' dtypes.
+// One process is its own overload: image and text [N, D] are the whole batch (n = M, offset 0),
+// the text→image logits are the transpose of the image→text ones, and the fast paths take both
+// directions from one walk. Which form runs is the caller's explicit choice, never inferred from
+// the tensors. Gradients reach all four embeddings and logit_scale (as d/d log t). Averaging the
+// R ranks' losses gives the single-process loss of the global batch, and summing their gradients
+// (what gather-with-grad does) gives its gradients, divided by R.
+// Dtypes: float32 and float64; bfloat16 and float16 inputs are computed in float32 (the fused
+// kernels multiply them on tensor cores with float32 accumulation). The loss is float64 for
+// float64 inputs and float32 otherwise; gradients come back in the inputs' dtypes.
 #include <torch/types.h>
 
 #include "config/config.h"
 
 namespace duet::losses {
 
-// The implementation config.implementation selects (losses/implementation.h), with
-// config.tile_size for the tiled one.
+// The implementation config selects (losses/implementation.h), config.tile_size for the tiled.
 torch::Tensor infonce_loss(const torch::Tensor& image_local, const torch::Tensor& text_local,
                            const torch::Tensor& image_all, const torch::Tensor& text_all,
                            int64_t offset, const torch::Tensor& logit_scale,
                            const config::LossConfig& config);
-
-// One process: image and text [N, D] are the whole batch.
 torch::Tensor infonce_loss(const torch::Tensor& image, const torch::Tensor& text,
                            const torch::Tensor& logit_scale, const config::LossConfig& config);
 
@@ -36,13 +35,25 @@ torch::Tensor infonce_loss_reference(const torch::Tensor& image_local,
                                      const torch::Tensor& text_local,
                                      const torch::Tensor& image_all, const torch::Tensor& text_all,
                                      int64_t offset, const torch::Tensor& logit_scale);
+torch::Tensor infonce_loss_reference(const torch::Tensor& image, const torch::Tensor& text,
+                                     const torch::Tensor& logit_scale);
 
-// Custom autograd functions over [tile_size, tile_size] blocks: never allocate the [n, M]
-// logits; save only the inputs and O(n + M) log-sum-exp statistics for backward, which
-// recomputes the blocks.
+// One autograd function over [tile_size, tile_size] blocks (engines.h, tiled): never allocates
+// the [n, M] logits; saves the inputs and O(n + M) log-sum-exp statistics, and backward
+// recomputes the blocks. ATen ops only: any device.
 torch::Tensor infonce_loss_tiled(const torch::Tensor& image_local, const torch::Tensor& text_local,
                                  const torch::Tensor& image_all, const torch::Tensor& text_all,
                                  int64_t offset, const torch::Tensor& logit_scale,
                                  int64_t tile_size);
+torch::Tensor infonce_loss_tiled(const torch::Tensor& image, const torch::Tensor& text,
+                                 const torch::Tensor& logit_scale, int64_t tile_size);
+
+// The same autograd function over the fused CUDA kernels (kernels/): CUDA embeddings in float32,
+// bfloat16 or float16, in builds with the kernels (implementation.h: fused_kernels_available).
+torch::Tensor infonce_loss_fused(const torch::Tensor& image_local, const torch::Tensor& text_local,
+                                 const torch::Tensor& image_all, const torch::Tensor& text_all,
+                                 int64_t offset, const torch::Tensor& logit_scale);
+torch::Tensor infonce_loss_fused(const torch::Tensor& image, const torch::Tensor& text,
+                                 const torch::Tensor& logit_scale);
 
 }  // namespace duet::losses

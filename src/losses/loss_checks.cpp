@@ -96,18 +96,12 @@ void check_siglip_inputs(const char* op, const torch::Tensor& x_local, const tor
   check_scalar(op, "logit_bias", logit_bias, "the learnable logit bias b", x_local.device());
 }
 
-void check_tiled(const char* op, int64_t tile_size, const torch::Device& device) {
+void check_tile_size(const char* op, int64_t tile_size) {
   DUET_CHECK(tile_size >= 1, "{}: tile_size must be >= 1 (loss.tile_size), got {}", op, tile_size);
-  DUET_CHECK(device.is_cpu(),
-             "{}: the tiled loss runs on the CPU, the embeddings are on {} (use "
-             "loss.implementation 'auto' or 'reference' there)",
-             op, device.str());
 }
 
 torch::ScalarType compute_dtype(torch::ScalarType input) {
   return input == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
-
-bool same_tensor(const torch::Tensor& a, const torch::Tensor& b) { return a.is_same(b); }
 
 }  // namespace duet::losses

@@ -2,7 +2,7 @@
 // Argument checks shared by every loss implementation (apex style): each failure throws
 // duet::Error with a message naming the argument and its shape, dtype and device, e.g.
 //   infonce_loss: text_all must be [M, D] = [16, 64] like image_all, got [16, 32] float32 cpu
-// Also the small helpers the implementations agree on (compute dtype, tensor identity).
+// Also the helper the implementations agree on (the compute dtype).
 #include <string>
 
 #include <torch/types.h>
@@ -24,17 +24,11 @@ void check_siglip_inputs(const char* op, const torch::Tensor& x_local, const tor
                          int64_t offset, const torch::Tensor& logit_scale,
                          const torch::Tensor& logit_bias);
 
-// The tiled implementations: tile_size >= 1 and CPU tensors (they parallelise over tiles with
-// ATen's CPU threads; CUDA gets the reference or the fused kernels).
-void check_tiled(const char* op, int64_t tile_size, const torch::Device& device);
+// The tiled implementations' loss.tile_size: >= 1.
+void check_tile_size(const char* op, int64_t tile_size);
 
 // The dtype the arithmetic runs in: float64 for float64 inputs, float32 otherwise (bfloat16 and
 // float16 inputs are upcast, so their products and sums accumulate in float32).
 torch::ScalarType compute_dtype(torch::ScalarType input);
-
-// True when a and b are one and the same tensor (one TensorImpl): the one-process case where the
-// gathered batch is the local batch itself. Equal data is not enough: a detached or viewed alias
-// routes gradients differently, so it takes the general path.
-bool same_tensor(const torch::Tensor& a, const torch::Tensor& b);
 
 }  // namespace duet::losses

@@ -1,22 +1,14 @@
-// SigLIP: the reference (plain ATen), the tiled autograd function and the dispatch.
-// The tiled path never allocates the [n, M] logits. With s = t·x·yᵀ + b it uses
-//   softplus(−s) = softplus(s) − s
-// to treat every pair as a negative inside the block walk and correct the n positives
-// (j = offset + i) outside it, in O(n·D):
-//   loss = (1/n) [ Σ_ij softplus(s_ij) − Σ_i s_{i,offset+i} ]
-//   G = ∂loss/∂s = (σ(s) − E) / n,  E ones at (i, offset + i)
-//   dx = t·G·y,  dy = t·Gᵀ·x,  d(log t) = Σ G⊙(s − b),  db = Σ G.
+// SigLIP: the reference (plain ATen), one autograd function for the tiled and fused engines
+// (engines.h: forward gives the loss and saves only the inputs, backward recomputes the blocks
+// for the gradients that are needed), and the dispatch.
 #include "losses/siglip.h"
-
-#include <cmath>
-#include <vector>
 
 #include <torch/autograd.h>
 
 #include "common/error.h"
+#include "losses/engines.h"
 #include "losses/implementation.h"
 #include "losses/loss_checks.h"
-#include "losses/tiling.h"
 
 namespace duet::losses {
 namespace {
@@ -24,143 +16,66 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Which inputs want gradients, decided outside the autograd function (inside forward grad mode
-// is off), so the forward walk does only the matmuls that are needed.
-struct SigLipGradsWanted {
-  bool x = false;
-  bool y = false;
-  bool scale = false;
-  bool bias = false;
-  bool any() const { return x || y || scale || bias; }
-};
-
-// Beyond this softplus(s) = s to the dtype's precision (exp(−s) < eps·s / 2).
-double softplus_threshold(torch::ScalarType dtype) {
-  return dtype == torch::kFloat64 ? 40.0 : 20.0;
-}
-
-struct SigLipTiledFunction : public torch::autograd::Function<SigLipTiledFunction> {
-  // x_local [n, D], y_all [M, D], logit_scale and logit_bias 0-dim.
+struct SigLipFunction : public torch::autograd::Function<SigLipFunction> {
+  // x_local [n, D], y_all [M, D], logit_scale and logit_bias 0-dim; path: kTiled or kFused.
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_local,
                                const torch::Tensor& y_all, const torch::Tensor& logit_scale,
-                               const torch::Tensor& logit_bias, int64_t offset, int64_t tile_size,
-                               SigLipGradsWanted wanted) {
-    detail::PlainComputeGuard guard;
-    const auto dtype = compute_dtype(x_local.scalar_type());
-    const double t = std::exp(logit_scale.item<double>());
-    const double bias = logit_bias.item<double>();
-    const double threshold = softplus_threshold(dtype);
-    const int64_t n = x_local.size(0);
-    const torch::Tensor a = x_local.detach().to(dtype).contiguous() * t;  // [n, D], t·x
-    const torch::Tensor y = y_all.detach().to(dtype).contiguous();        // [M, D]
-
-    const auto col_tiles = detail::tiles(y.size(0), tile_size);
-    const auto n_col_tiles = static_cast<int64_t>(col_tiles.size());
-    // Sums per column tile (combined in column order at the end): Σ softplus(s), Σ σ(s)·(s − b),
-    // Σ σ(s).
-    std::vector<double> softplus_sum(col_tiles.size(), 0.0);
-    std::vector<double> sig_dot_u(col_tiles.size(), 0.0);
-    std::vector<double> sig_sum(col_tiles.size(), 0.0);
-    // σ(s)·y of the current row tile per column tile [C, tile, D], summed into sig_y [n, D];
-    // σ(s)ᵀ·t·x [M, D], each column tile's rows owned by one thread.
-    torch::Tensor part_sig_y, sig_y, sig_a;
-    if (wanted.x) {
-      part_sig_y = torch::empty({n_col_tiles, tile_size, a.size(1)}, a.options());
-      sig_y = torch::empty_like(a);
-    }
-    if (wanted.y) {
-      sig_a = torch::zeros_like(y);
-    }
-
-    for (const detail::TileRange& r : detail::tiles(n, tile_size)) {
-      const torch::Tensor a_r = a.narrow(0, r.begin, r.size);  // [tr, D]
-      detail::parallel_over_tiles(n_col_tiles, r.size * tile_size * a.size(1), [&](int64_t k) {
-        const auto slot = static_cast<size_t>(k);
-        const detail::TileRange& c = col_tiles[slot];
-        const torch::Tensor y_c = y.narrow(0, c.begin, c.size);  // [tc, D]
-        const torch::Tensor u = torch::mm(a_r, y_c.t());         // [tr, tc], t·x·y
-        const torch::Tensor s = u + bias;                        // [tr, tc], logits
-        softplus_sum[slot] += torch::softplus(s, 1.0, threshold).sum().item<double>();
-        if (!wanted.any()) {
-          return;
-        }
-        const torch::Tensor sig = torch::sigmoid(s);  // [tr, tc], d softplus(s) / ds
-        if (wanted.scale) {
-          sig_dot_u[slot] += torch::dot(sig.view(-1), u.view(-1)).item<double>();
-        }
-        if (wanted.bias) {
-          sig_sum[slot] += sig.sum().item<double>();
-        }
-        if (wanted.x) {
-          torch::Tensor out = part_sig_y[k].narrow(0, 0, r.size);  // [tr, D]
-          torch::mm_out(out, sig, y_c);
-        }
-        if (wanted.y) {
-          sig_a.narrow(0, c.begin, c.size).addmm_(sig.t(), a_r);
-        }
-      });
-      if (wanted.x) {
-        sig_y.narrow(0, r.begin, r.size).copy_(part_sig_y.narrow(1, 0, r.size).sum(0));
-      }
-    }
-    auto total = [](const std::vector<double>& parts) {
-      double sum = 0.0;
-      for (double v : parts) {
-        sum += v;
-      }
-      return sum;
-    };
-    // The positives: u at (i, offset + i), t·x_i·y_{offset+i}.
-    const torch::Tensor y_pos = y.narrow(0, offset, n);   // [n, D]
-    const torch::Tensor positive_u = (a * y_pos).sum(1);  // [n]
-    const double positive_sum = positive_u.sum().item<double>();
-    const double inv_n = 1.0 / static_cast<double>(n);
-    const torch::Tensor loss = torch::scalar_tensor(
-        (total(softplus_sum) - positive_sum - bias * static_cast<double>(n)) * inv_n, a.options());
-
-    // Gradients of the loss (upstream gradient 1), in full; backward scales them.
-    torch::Tensor grad_x, grad_y, grad_scale, grad_bias;
-    if (wanted.x) {
-      grad_x = sig_y.sub_(y_pos).mul_(t * inv_n);  // t·G·y
-    }
-    if (wanted.y) {
-      sig_a.narrow(0, offset, n).sub_(a);
-      grad_y = sig_a.mul_(inv_n);  // t·Gᵀ·x
-    }
-    const auto scalar_options = a.options().dtype(torch::kFloat64);
-    if (wanted.scale) {  // Σ G⊙(s − b)
-      grad_scale = torch::scalar_tensor((total(sig_dot_u) - positive_sum) * inv_n, scalar_options);
-    }
-    if (wanted.bias) {  // Σ G
-      grad_bias =
-          torch::scalar_tensor((total(sig_sum) - static_cast<double>(n)) * inv_n, scalar_options);
-    }
-    ctx->save_for_backward({grad_x, grad_y, grad_scale, grad_bias});
-    // The dtypes the gradients go back in, those of the inputs.
-    ctx->saved_data["dtypes"] = std::vector<int64_t>{
-        static_cast<int64_t>(x_local.scalar_type()), static_cast<int64_t>(y_all.scalar_type()),
-        static_cast<int64_t>(logit_scale.scalar_type()),
-        static_cast<int64_t>(logit_bias.scalar_type())};
-    return loss;
+                               const torch::Tensor& logit_bias, int64_t offset, bool one_process,
+                               int64_t path, int64_t tile_size) {
+    const detail::SigLipInputs in{x_local, y_all, offset, one_process, logit_scale, logit_bias};
+    ctx->save_for_backward({x_local, y_all, logit_scale, logit_bias});
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["one_process"] = one_process;
+    ctx->saved_data["path"] = path;
+    ctx->saved_data["tile_size"] = tile_size;
+    return static_cast<LossPath>(path) == LossPath::kFused
+               ? detail::siglip_forward_fused(in)
+               : detail::siglip_forward_tiled(in, tile_size);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    detail::PlainComputeGuard guard;
-    const auto saved = ctx->get_saved_variables();  // d loss / d input, inputs 0..3
-    const auto dtypes = ctx->saved_data["dtypes"].toIntVector();
-    const torch::Tensor& upstream = grad_outputs[0];  // 0-dim
-    variable_list grads(7);
-    for (size_t i = 0; i < saved.size(); ++i) {
-      if (saved[i].defined() && ctx->needs_input_grad(i)) {
-        grads[i] = (saved[i] * upstream.to(saved[i].scalar_type()))
-                       .to(static_cast<torch::ScalarType>(dtypes[i]));
-      }
-    }
-    return grads;
+    const auto s = ctx->get_saved_variables();
+    const detail::SigLipInputs in{
+        s[0], s[1], ctx->saved_data["offset"].toInt(), ctx->saved_data["one_process"].toBool(),
+        s[2], s[3]};
+    const detail::SigLipWanted wanted{ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                      ctx->needs_input_grad(2), ctx->needs_input_grad(3)};
+    const auto path = static_cast<LossPath>(ctx->saved_data["path"].toInt());
+    const detail::SigLipGrads g =
+        path == LossPath::kFused
+            ? detail::siglip_backward_fused(in, grad_outputs[0], wanted)
+            : detail::siglip_backward_tiled(in, grad_outputs[0], wanted,
+                                            ctx->saved_data["tile_size"].toInt());
+    return {g.x_local,       g.y_all,         g.logit_scale,   g.logit_bias,
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
+torch::Tensor apply(const char* op, LossPath path, const torch::Tensor& x_local,
+                    const torch::Tensor& y_all, int64_t offset, bool one_process,
+                    const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
+                    int64_t tile_size) {
+  check_siglip_inputs(op, x_local, y_all, offset, logit_scale, logit_bias);
+  if (one_process) {
+    DUET_CHECK(y_all.size(0) == x_local.size(0),
+               "{}: in one process image and text must have the same rows, got {} and {}", op,
+               describe(x_local), describe(y_all));
+  }
+  return SigLipFunction::apply(x_local, y_all, logit_scale, logit_bias, offset, one_process,
+                               static_cast<int64_t>(path), tile_size);
+}
+
 }  // namespace
+
+namespace detail {
+std::optional<int64_t> siglip_node_path(const torch::autograd::Node* node) {
+  const auto* ours = dynamic_cast<const torch::autograd::CppNode<SigLipFunction>*>(node);
+  if (ours == nullptr) {
+    return std::nullopt;
+  }
+  return ours->ctx_.saved_data.at("path").toInt();
+}
+}  // namespace detail
 
 torch::Tensor siglip_loss_reference(const torch::Tensor& x_local, const torch::Tensor& y_all,
                                     int64_t offset, const torch::Tensor& logit_scale,
@@ -179,25 +94,36 @@ torch::Tensor siglip_loss_reference(const torch::Tensor& x_local, const torch::T
 torch::Tensor siglip_loss_tiled(const torch::Tensor& x_local, const torch::Tensor& y_all,
                                 int64_t offset, const torch::Tensor& logit_scale,
                                 const torch::Tensor& logit_bias, int64_t tile_size) {
-  check_siglip_inputs("siglip_loss_tiled", x_local, y_all, offset, logit_scale, logit_bias);
-  check_tiled("siglip_loss_tiled", tile_size, x_local.device());
-  SigLipGradsWanted wanted;
-  if (torch::GradMode::is_enabled()) {
-    wanted.x = x_local.requires_grad();
-    wanted.y = y_all.requires_grad();
-    wanted.scale = logit_scale.requires_grad();
-    wanted.bias = logit_bias.requires_grad();
-  }
-  return SigLipTiledFunction::apply(x_local, y_all, logit_scale, logit_bias, offset, tile_size,
-                                    wanted);
+  check_tile_size("siglip_loss_tiled", tile_size);
+  return apply("siglip_loss_tiled", LossPath::kTiled, x_local, y_all, offset, false, logit_scale,
+               logit_bias, tile_size);
+}
+
+torch::Tensor siglip_loss_tiled(const torch::Tensor& image, const torch::Tensor& text,
+                                const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
+                                int64_t tile_size) {
+  check_tile_size("siglip_loss_tiled", tile_size);
+  return apply("siglip_loss_tiled", LossPath::kTiled, image, text, 0, true, logit_scale, logit_bias,
+               tile_size);
+}
+
+torch::Tensor siglip_loss_fused(const torch::Tensor& x_local, const torch::Tensor& y_all,
+                                int64_t offset, const torch::Tensor& logit_scale,
+                                const torch::Tensor& logit_bias) {
+  return apply("siglip_loss_fused", LossPath::kFused, x_local, y_all, offset, false, logit_scale,
+               logit_bias, 0);
+}
+
+torch::Tensor siglip_loss_fused(const torch::Tensor& image, const torch::Tensor& text,
+                                const torch::Tensor& logit_scale, const torch::Tensor& logit_bias) {
+  return apply("siglip_loss_fused", LossPath::kFused, image, text, 0, true, logit_scale, logit_bias,
+               0);
 }
 
 torch::Tensor siglip_loss(const torch::Tensor& x_local, const torch::Tensor& y_all, int64_t offset,
                           const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
                           const config::LossConfig& config) {
-  const torch::Device device = x_local.defined() ? x_local.device() : torch::kCPU;
-  const LossPath path = select_implementation(config, device);
-  switch (path) {
+  switch (select_implementation(config, x_local)) {
     case LossPath::kReference:
       return siglip_loss_reference(x_local, y_all, offset, logit_scale, logit_bias);
     case LossPath::kTiled:
@@ -205,13 +131,21 @@ torch::Tensor siglip_loss(const torch::Tensor& x_local, const torch::Tensor& y_a
     case LossPath::kFused:
       break;
   }
-  fail("siglip_loss: no implementation '{}'", name(path));
+  return siglip_loss_fused(x_local, y_all, offset, logit_scale, logit_bias);
 }
 
 torch::Tensor siglip_loss(const torch::Tensor& image, const torch::Tensor& text,
                           const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
                           const config::LossConfig& config) {
-  return siglip_loss(image, text, 0, logit_scale, logit_bias, config);
+  switch (select_implementation(config, image)) {
+    case LossPath::kReference:
+      return siglip_loss_reference(image, text, 0, logit_scale, logit_bias);
+    case LossPath::kTiled:
+      return siglip_loss_tiled(image, text, logit_scale, logit_bias, config.tile_size);
+    case LossPath::kFused:
+      break;
+  }
+  return siglip_loss_fused(image, text, logit_scale, logit_bias);
 }
 
 }  // namespace duet::losses

@@ -4,24 +4,22 @@
 //   x = x_local [n, D] (images), y = y_all [M, D] (texts), t = exp(logit_scale), b = logit_bias
 //   loss = (1/n) Σ_i Σ_j softplus(−z_ij (t·x_i·y_j + b))
 //   z_ij = +1 at j = offset + i, −1 elsewhere
-// (softplus(−z·s) = −log σ(z·s), computed stably). In one process x and y are the batch's
-// image and text embeddings and offset is 0. Each pair (i, j) is counted once, so the local
-// losses of R ranks with n rows each average to the single-process loss of the global batch.
-// Gradients reach x_local, y_all, logit_scale (as d/d log t) and logit_bias.
-// Dtypes as for InfoNCE: float32, float64; bfloat16/float16 computed in float32; the loss is
-// float64 for float64 inputs, float32 otherwise.
+// (softplus(−z·s) = −log σ(z·s), computed stably). One process is its own overload: x and y are
+// the batch's image and text embeddings and offset is 0. Each pair (i, j) is counted once, so the
+// local losses of R ranks with n rows each average to the single-process loss of the global
+// batch. Gradients reach x_local, y_all, logit_scale (as d/d log t) and logit_bias.
+// Dtypes as for InfoNCE: float32, float64; bfloat16/float16 computed in float32 (fused: on tensor
+// cores with float32 accumulation); the loss is float64 for float64 inputs, float32 otherwise.
 #include <torch/types.h>
 
 #include "config/config.h"
 
 namespace duet::losses {
 
-// The implementation config.implementation selects, with config.tile_size for the tiled one.
+// The implementation config selects, with config.tile_size for the tiled one.
 torch::Tensor siglip_loss(const torch::Tensor& x_local, const torch::Tensor& y_all, int64_t offset,
                           const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
                           const config::LossConfig& config);
-
-// One process: image and text [N, D] are the whole batch.
 torch::Tensor siglip_loss(const torch::Tensor& image, const torch::Tensor& text,
                           const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
                           const config::LossConfig& config);
@@ -32,13 +30,22 @@ torch::Tensor siglip_loss_reference(const torch::Tensor& x_local, const torch::T
                                     int64_t offset, const torch::Tensor& logit_scale,
                                     const torch::Tensor& logit_bias);
 
-// Custom autograd function over [tile_size, tile_size] blocks that never allocates the [n, M]
-// logits. The gradient of each block depends on that block alone (no row or column
-// normalisation), so when gradients are wanted the forward walk accumulates them too and
-// backward only scales them: three matmuls per block, like the reference, and saved state
-// O((n + M)·D), the size of the inputs.
+// One autograd function (engines.h) over [tile_size, tile_size] blocks: forward walks them for
+// the loss, backward walks them again for the gradients; never the [n, M] logits, saved state
+// the inputs. ATen ops only: any device.
 torch::Tensor siglip_loss_tiled(const torch::Tensor& x_local, const torch::Tensor& y_all,
                                 int64_t offset, const torch::Tensor& logit_scale,
                                 const torch::Tensor& logit_bias, int64_t tile_size);
+torch::Tensor siglip_loss_tiled(const torch::Tensor& image, const torch::Tensor& text,
+                                const torch::Tensor& logit_scale, const torch::Tensor& logit_bias,
+                                int64_t tile_size);
+
+// The same function over the fused CUDA kernels: CUDA embeddings in float32, bfloat16 or
+// float16, in builds with the kernels.
+torch::Tensor siglip_loss_fused(const torch::Tensor& x_local, const torch::Tensor& y_all,
+                                int64_t offset, const torch::Tensor& logit_scale,
+                                const torch::Tensor& logit_bias);
+torch::Tensor siglip_loss_fused(const torch::Tensor& image, const torch::Tensor& text,
+                                const torch::Tensor& logit_scale, const torch::Tensor& logit_bias);
 
 }  // namespace duet::losses

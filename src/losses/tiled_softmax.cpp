@@ -45,7 +45,7 @@ LogSumExp tiled_softmax_forward(const torch::Tensor& a, const torch::Tensor& b, 
 
   for (const TileRange& r : tiles(a.size(0), tile_size)) {
     const torch::Tensor a_r = a.narrow(0, r.begin, r.size);  // [tr, D]
-    parallel_over_tiles(n_col_tiles, r.size * tile_size * a.size(1), [&](int64_t k) {
+    parallel_over_tiles(a.device(), n_col_tiles, r.size * tile_size * a.size(1), [&](int64_t k) {
       const TileRange& c = col_tiles[static_cast<size_t>(k)];
       const torch::Tensor s = torch::mm(a_r, b.narrow(0, c.begin, c.size).t());  // [tr, tc]
       const torch::Tensor row_max = s.amax(1);                                   // [tr]
@@ -79,12 +79,16 @@ void tiled_softmax_backward(const torch::Tensor& a, const torch::Tensor& b, cons
   if (grads.g_b.defined()) {
     part_g_b = torch::empty({n_col_tiles, tile_size, b.size(1)}, a.options());
   }
-  std::vector<double> part_g_dot_s(static_cast<size_t>(n_col_tiles), 0.0);  // Σ G⊙s per column tile
+  // Σ G⊙s per column tile, float64, on the device (no host read per block).
+  torch::Tensor part_g_dot_s;
+  if (grads.g_dot_s.defined()) {
+    part_g_dot_s = torch::zeros({n_col_tiles}, a.options().dtype(torch::kFloat64));
+  }
 
   for (const TileRange& r : tiles(a.size(0), tile_size)) {
     const torch::Tensor a_r = a.narrow(0, r.begin, r.size);                          // [tr, D]
     const torch::Tensor row_lse = lse.rows.narrow(0, r.begin, r.size).unsqueeze(1);  // [tr, 1]
-    parallel_over_tiles(n_col_tiles, r.size * tile_size * a.size(1), [&](int64_t k) {
+    parallel_over_tiles(a.device(), n_col_tiles, r.size * tile_size * a.size(1), [&](int64_t k) {
       const TileRange& c = col_tiles[static_cast<size_t>(k)];
       const torch::Tensor b_c = b.narrow(0, c.begin, c.size);     // [tc, D]
       const torch::Tensor s = torch::mm(a_r, b_c.t());            // [tr, tc]
@@ -93,8 +97,8 @@ void tiled_softmax_backward(const torch::Tensor& a, const torch::Tensor& b, cons
         const torch::Tensor col_lse = lse.cols.narrow(0, c.begin, c.size).unsqueeze(0);  // [1, tc]
         g.add_((s - col_lse).exp_(), w_cols);
       }
-      if (grads.g_dot_s.defined()) {
-        part_g_dot_s[static_cast<size_t>(k)] += torch::dot(g.view(-1), s.view(-1)).item<double>();
+      if (part_g_dot_s.defined()) {  // this thread owns slot k
+        part_g_dot_s.narrow(0, k, 1).add_(torch::dot(g.view(-1), s.view(-1)));
       }
       if (part_g_b.defined()) {
         torch::Tensor out = part_g_b[k].narrow(0, 0, r.size);  // [tr, D]
@@ -108,12 +112,8 @@ void tiled_softmax_backward(const torch::Tensor& a, const torch::Tensor& b, cons
       grads.g_b.narrow(0, r.begin, r.size).add_(part_g_b.narrow(1, 0, r.size).sum(0));
     }
   }
-  if (grads.g_dot_s.defined()) {
-    double total = 0.0;
-    for (double v : part_g_dot_s) {
-      total += v;
-    }
-    grads.g_dot_s.add_(total);
+  if (part_g_dot_s.defined()) {
+    grads.g_dot_s.add_(part_g_dot_s.sum());
   }
 }
 

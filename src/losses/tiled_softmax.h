@@ -7,7 +7,8 @@
 //             columns of s, both from the same blocks.
 //   backward: recomputes each block, forms G = w_rows·softmax_rows(s) + w_cols·softmax_cols(s)
 //             and accumulates G·b, Gᵀ·a and Σ G⊙s.
-// Parallel over column tiles, deterministic (tiling.h).
+// Parallel over column tiles on the CPU, deterministic (tiling.h). Only ATen ops and no host
+// reads, so it runs on any device (on CUDA, one block after another).
 #include <torch/types.h>
 
 namespace duet::losses::detail {

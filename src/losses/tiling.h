@@ -47,8 +47,17 @@ constexpr int64_t kMinWorkPerTask = int64_t{1} << 20;
 // Calls body(k) for k in [0, count), each k on exactly one of ATen's intra-op threads.
 // work_per_tile (e.g. tile·tile·D for a block matmul) sets the grain so that small problems
 // (tests, tiny batches) stay on the calling thread instead of paying for thread wake-ups.
+// Off the CPU (a CUDA device) the tiles run one after another on the calling thread: the device
+// parallelises each block's operations, and its stream orders them.
 template <class Body>
-void parallel_over_tiles(int64_t count, int64_t work_per_tile, const Body& body) {
+void parallel_over_tiles(const torch::Device& device, int64_t count, int64_t work_per_tile,
+                         const Body& body) {
+  if (!device.is_cpu()) {
+    for (int64_t k = 0; k < count; ++k) {
+      body(k);
+    }
+    return;
+  }
   const int64_t grain = std::max<int64_t>(1, kMinWorkPerTask / std::max<int64_t>(1, work_per_tile));
   at::parallel_for(0, count, grain, [&](int64_t begin, int64_t end) {
     PlainComputeGuard guard;

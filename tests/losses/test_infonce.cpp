@@ -32,21 +32,34 @@ using testing::to_matrix;
 
 constexpr double kFloat64Tol = 1e-12;
 
-using InfoNCEFn =
+// The gathered form (a rank's rows against all rows) and the one-process form of a path.
+using GatheredFn =
     std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                                 const torch::Tensor&, int64_t, const torch::Tensor&)>;
+using OneProcessFn =
+    std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
 
 struct Named {
   std::string name;
-  InfoNCEFn fn;
+  GatheredFn gathered;
+  OneProcessFn one;
 };
 
 std::vector<Named> implementations(int64_t tile) {
-  return {{"reference", infonce_loss_reference},
+  return {{"reference",
+           [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
+              const torch::Tensor& d, int64_t offset,
+              const torch::Tensor& s) { return infonce_loss_reference(a, b, c, d, offset, s); },
+           [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& s) {
+             return infonce_loss_reference(a, b, s);
+           }},
           {"tiled(tile " + std::to_string(tile) + ")",
            [tile](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
                   const torch::Tensor& d, int64_t offset, const torch::Tensor& s) {
              return infonce_loss_tiled(a, b, c, d, offset, s, tile);
+           },
+           [tile](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& s) {
+             return infonce_loss_tiled(a, b, s, tile);
            }}};
 }
 
@@ -92,7 +105,7 @@ TEST_CASE("infonce one process: reference and tiled match the float64 oracle", "
             const torch::Tensor image = image0.clone().requires_grad_();
             const torch::Tensor text = text0.clone().requires_grad_();
             const torch::Tensor scale = scalar(logit_scale).requires_grad_();
-            const torch::Tensor loss = impl.fn(image, text, image, text, 0, scale);
+            const torch::Tensor loss = impl.one(image, text, scale);
             loss.backward();
             CHECK(loss.scalar_type() == torch::kFloat64);
             const Floors floors(logit_scale, n);
@@ -143,7 +156,7 @@ TEST_CASE("infonce local rows against a gathered batch match the oracle", "[loss
             const torch::Tensor text_all = text_all0.clone().requires_grad_();
             const torch::Tensor scale = scalar(logit_scale).requires_grad_();
             const torch::Tensor loss =
-                impl.fn(image_local, text_local, image_all, text_all, shape.offset, scale);
+                impl.gathered(image_local, text_local, image_all, text_all, shape.offset, scale);
             loss.backward();
             const Floors floors(logit_scale, shape.n);
             expect_close("loss", loss, want.loss, kFloat64Tol);
@@ -185,11 +198,13 @@ TEST_CASE("infonce gradients match finite differences in float64", "[losses]") {
         torch::Tensor text_local =
             shape.one_process ? text_all : random_embeddings(shape.n, 8).requires_grad_();
         torch::Tensor scale = scalar(logit_scale).requires_grad_();
-        auto f = [&] {
-          return impl.fn(image_local, text_local, image_all, text_all, shape.offset, scale)
-              .item<double>();
+        auto loss = [&] {
+          return shape.one_process ? impl.one(image_local, text_local, scale)
+                                   : impl.gathered(image_local, text_local, image_all, text_all,
+                                                   shape.offset, scale);
         };
-        impl.fn(image_local, text_local, image_all, text_all, shape.offset, scale).backward();
+        auto f = [&] { return loss().item<double>(); };
+        loss().backward();
 
         auto check = [&](const std::string& what, const torch::Tensor& leaf,
                          const torch::Tensor& analytic, std::vector<int64_t> index) {
@@ -238,7 +253,7 @@ TEST_CASE("infonce: R ranks' local losses average to the single-process loss and
     const torch::Tensor scale = scalar(std::log(1 / 0.07)).requires_grad_();
     for (const auto& impl : implementations(4)) {
       INFO(impl.name << " ranks=" << split.size() << " N=" << n_total);
-      const torch::Tensor single = impl.fn(image, text, image, text, 0, scale);
+      const torch::Tensor single = impl.one(image, text, scale);
       const auto single_grads = torch::autograd::grad({single}, {image, text, scale});
 
       torch::Tensor mean_loss = torch::zeros({}, torch::kFloat64);
@@ -248,8 +263,9 @@ TEST_CASE("infonce: R ranks' local losses average to the single-process loss and
       for (int64_t n : split) {
         const torch::Tensor image_all = image.clone();  // this rank's gathered copy
         const torch::Tensor text_all = text.clone();
-        const torch::Tensor local = impl.fn(image.narrow(0, offset, n), text.narrow(0, offset, n),
-                                            image_all, text_all, offset, scale);
+        const torch::Tensor local =
+            impl.gathered(image.narrow(0, offset, n), text.narrow(0, offset, n), image_all,
+                          text_all, offset, scale);
         const double weight = static_cast<double>(n) / static_cast<double>(n_total);
         const auto grads = torch::autograd::grad({local}, {image, text, scale});
         mean_loss += weight * local.detach();
@@ -283,11 +299,11 @@ TEST_CASE("infonce in float32 is as accurate as the float32 reference", "[losses
       struct Errors {
         double loss, image, text, scale;
       };
-      auto run = [&](const InfoNCEFn& fn) {
+      auto run = [&](const OneProcessFn& fn) {
         const torch::Tensor image = image32.clone().requires_grad_();
         const torch::Tensor text = text32.clone().requires_grad_();
         const torch::Tensor scale = scalar(logit_scale, torch::kFloat32).requires_grad_();
-        const torch::Tensor loss = fn(image, text, image, text, 0, scale);
+        const torch::Tensor loss = fn(image, text, scale);
         loss.backward();
         CHECK(loss.scalar_type() == torch::kFloat32);
         CHECK(image.grad().scalar_type() == torch::kFloat32);
@@ -302,8 +318,8 @@ TEST_CASE("infonce in float32 is as accurate as the float32 reference", "[losses
                       rel(text.grad(), add(want.d_text_local, want.d_text_all)),
                       rel(scale.grad(), scale_want)};
       };
-      const Errors ref = run(infonce_loss_reference);
-      const Errors tiled = run(implementations(7)[1].fn);
+      const Errors ref = run(implementations(7)[0].one);
+      const Errors tiled = run(implementations(7)[1].one);
       INFO("n=" << n << " logit_scale=" << logit_scale << " rel errors tiled/reference: loss "
                 << tiled.loss << "/" << ref.loss << " d image " << tiled.image << "/" << ref.image
                 << " d text " << tiled.text << "/" << ref.text << " d logit_scale " << tiled.scale
@@ -332,7 +348,7 @@ TEST_CASE("infonce with bfloat16 inputs computes in float32", "[losses]") {
     const torch::Tensor image = image16.clone().requires_grad_();
     const torch::Tensor text = text16.clone().requires_grad_();
     const torch::Tensor scale = scalar(std::log(1 / 0.07), torch::kFloat32).requires_grad_();
-    const torch::Tensor loss = impl.fn(image, text, image, text, 0, scale);
+    const torch::Tensor loss = impl.one(image, text, scale);
     loss.backward();
     CHECK(loss.scalar_type() == torch::kFloat32);
     CHECK(image.grad().scalar_type() == torch::kBFloat16);
@@ -342,7 +358,7 @@ TEST_CASE("infonce with bfloat16 inputs computes in float32", "[losses]") {
     const torch::Tensor image32 = image16.to(torch::kFloat32).requires_grad_();
     const torch::Tensor text32 = text16.to(torch::kFloat32).requires_grad_();
     const torch::Tensor scale32 = scalar(std::log(1 / 0.07), torch::kFloat32).requires_grad_();
-    const torch::Tensor loss32 = impl.fn(image32, text32, image32, text32, 0, scale32);
+    const torch::Tensor loss32 = impl.one(image32, text32, scale32);
     loss32.backward();
     expect_close("loss", loss, loss32.item<double>(), 1e-6);
     expect_close("d logit_scale", scale.grad(), scale32.grad().item<double>(), 1e-6);
@@ -363,19 +379,19 @@ TEST_CASE("infonce: gradients only where asked, none under no_grad", "[losses]")
     {
       // Only the temperature learns (frozen towers).
       const torch::Tensor scale = scalar(logit_scale).requires_grad_();
-      impl.fn(image0, text0, image0, text0, 0, scale).backward();
+      impl.one(image0, text0, scale).backward();
       expect_close("d logit_scale", scale.grad(), want.d_logit_scale, kFloat64Tol);
     }
     {
       // Only the text tower learns (LiT: locked image tower), fixed temperature.
       const torch::Tensor text = text0.clone().requires_grad_();
-      impl.fn(image0, text, image0, text, 0, scalar(logit_scale)).backward();
+      impl.one(image0, text, scalar(logit_scale)).backward();
       expect_close("d text", text.grad(), add(want.d_text_local, want.d_text_all), kFloat64Tol);
     }
     {
       torch::NoGradGuard no_grad;
       const torch::Tensor image = image0.clone().requires_grad_();
-      const torch::Tensor loss = impl.fn(image, text0, image, text0, 0, scalar(logit_scale));
+      const torch::Tensor loss = impl.one(image, text0, scalar(logit_scale));
       CHECK_FALSE(loss.requires_grad());
       expect_close("loss", loss, want.loss, kFloat64Tol);
     }
@@ -389,27 +405,27 @@ TEST_CASE("infonce argument checks name the argument and its shape", "[losses]")
   for (const auto& impl : implementations(4)) {
     INFO(impl.name);
     using Catch::Matchers::Contains;
-    CHECK_THROWS_WITH(impl.fn(x, torch::randn({4, 7}), big, big, 0, s),
+    CHECK_THROWS_WITH(impl.gathered(x, torch::randn({4, 7}), big, big, 0, s),
                       Contains("text_local must be [n, D] = [4, 8]") && Contains("[4, 7]"));
-    CHECK_THROWS_WITH(impl.fn(x, x, torch::randn({10, 7}), big, 0, s),
+    CHECK_THROWS_WITH(impl.gathered(x, x, torch::randn({10, 7}), big, 0, s),
                       Contains("image_all must be [M, D] with D = 8") && Contains("[10, 7]"));
-    CHECK_THROWS_WITH(impl.fn(x, x, big, torch::randn({9, 8}), 0, s),
+    CHECK_THROWS_WITH(impl.gathered(x, x, big, torch::randn({9, 8}), 0, s),
                       Contains("text_all must be [M, D] = [10, 8] like image_all"));
-    CHECK_THROWS_WITH(impl.fn(torch::randn({8}), x, big, big, 0, s),
+    CHECK_THROWS_WITH(impl.gathered(torch::randn({8}), x, big, big, 0, s),
                       Contains("image_local must be a 2-D [n, D] matrix, got [8] float32 cpu"));
-    CHECK_THROWS_WITH(impl.fn(x, x, big, big, 7, s),
+    CHECK_THROWS_WITH(impl.gathered(x, x, big, big, 7, s),
                       Contains("offset 7 puts the n = 4 local rows outside the M = 10 rows"));
-    CHECK_THROWS_WITH(impl.fn(x, x, big, big, -1, s), Contains("offset -1"));
-    CHECK_THROWS_WITH(impl.fn(big, big, x, x, 0, s),
+    CHECK_THROWS_WITH(impl.gathered(x, x, big, big, -1, s), Contains("offset -1"));
+    CHECK_THROWS_WITH(impl.gathered(big, big, x, x, 0, s),
                       Contains("more rows (n = 10) than the gathered image_all (M = 4)"));
     CHECK_THROWS_WITH(
-        impl.fn(x, x.to(torch::kFloat64), big, big, 0, s),
+        impl.gathered(x, x.to(torch::kFloat64), big, big, 0, s),
         Contains("text_local must have image_local's dtype and device (float32 cpu)"));
-    CHECK_THROWS_WITH(impl.fn(x, x, big, big, 0, torch::tensor({2.0f})),
+    CHECK_THROWS_WITH(impl.gathered(x, x, big, big, 0, torch::tensor({2.0f})),
                       Contains("logit_scale must be a 0-dim tensor") && Contains("[1] float32"));
-    CHECK_THROWS_WITH(impl.fn(x.to(torch::kLong), x.to(torch::kLong), big, big, 0, s),
+    CHECK_THROWS_WITH(impl.gathered(x.to(torch::kLong), x.to(torch::kLong), big, big, 0, s),
                       Contains("image_local must be float32, float64, bfloat16 or float16"));
-    CHECK_THROWS_AS(impl.fn(x, x, big, big, 0, s.to(torch::kLong)), Error);
+    CHECK_THROWS_AS(impl.gathered(x, x, big, big, 0, s.to(torch::kLong)), Error);
   }
   CHECK_THROWS_WITH(infonce_loss_tiled(x, x, x, x, 0, s, 0), Catch::Contains("tile_size"));
 }
@@ -425,10 +441,38 @@ TEST_CASE("infonce handles non-contiguous inputs", "[losses]") {
   for (const auto& impl : implementations(5)) {
     INFO(impl.name);
     const torch::Tensor scale = scalar(1.5).requires_grad_();
-    const torch::Tensor loss = impl.fn(image0, text0, image0, text0, 0, scale);
+    const torch::Tensor loss = impl.one(image0, text0, scale);
     loss.backward();
     expect_close("loss", loss, want.loss, kFloat64Tol);
     expect_close("d logit_scale", scale.grad(), want.d_logit_scale, kFloat64Tol);
+  }
+}
+
+TEST_CASE("the gathered form with the batch as both local and all rows is the one-process loss",
+          "[losses]") {
+  // The form is the caller's choice: passing the same tensors (or clones) to the gathered form
+  // takes the general path and must still give the one-process loss, and gradients summed over
+  // the local and the gathered uses.
+  torch::manual_seed(9);
+  const torch::Tensor image0 = random_embeddings(11, 8);
+  const torch::Tensor text0 = random_embeddings(11, 8);
+  for (const auto& impl : implementations(4)) {
+    for (bool clones : {false, true}) {
+      INFO(impl.name << (clones ? " (clones as all rows)" : " (the same tensors)"));
+      const torch::Tensor image = image0.clone().requires_grad_();
+      const torch::Tensor text = text0.clone().requires_grad_();
+      const torch::Tensor scale = scalar(1.7).requires_grad_();
+      const torch::Tensor one = impl.one(image, text, scale);
+      const auto one_grads = torch::autograd::grad({one}, {image, text, scale});
+      const torch::Tensor all_image = clones ? image.clone() : image;
+      const torch::Tensor all_text = clones ? text.clone() : text;
+      const torch::Tensor gathered = impl.gathered(image, text, all_image, all_text, 0, scale);
+      const auto grads = torch::autograd::grad({gathered}, {image, text, scale});
+      expect_close("loss", gathered, one.item<double>(), kFloat64Tol);
+      expect_close("d image", grads[0], to_matrix(one_grads[0]), kFloat64Tol);
+      expect_close("d text", grads[1], to_matrix(one_grads[1]), kFloat64Tol);
+      expect_close("d logit_scale", grads[2], one_grads[2].item<double>(), kFloat64Tol);
+    }
   }
 }
 

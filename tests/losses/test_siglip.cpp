@@ -29,17 +29,27 @@ constexpr double kFloat64Tol = 1e-12;
 using SigLipFn = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, int64_t,
                                              const torch::Tensor&, const torch::Tensor&)>;
 
+// fn: the gathered form (x_local against y_all at an offset); one: the one-process form (the
+// reference has only the general form, which is also its one-process loss at offset 0).
+using OneProcessFn = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&,
+                                                 const torch::Tensor&, const torch::Tensor&)>;
+
 struct Named {
   std::string name;
   SigLipFn fn;
+  OneProcessFn one;
 };
 
 std::vector<Named> implementations(int64_t tile) {
-  return {{"reference", siglip_loss_reference},
+  return {{"reference", siglip_loss_reference,
+           [](const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& s,
+              const torch::Tensor& b) { return siglip_loss_reference(x, y, 0, s, b); }},
           {"tiled(tile " + std::to_string(tile) + ")",
            [tile](const torch::Tensor& x, const torch::Tensor& y, int64_t offset,
                   const torch::Tensor& s,
-                  const torch::Tensor& b) { return siglip_loss_tiled(x, y, offset, s, b, tile); }}};
+                  const torch::Tensor& b) { return siglip_loss_tiled(x, y, offset, s, b, tile); },
+           [tile](const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& s,
+                  const torch::Tensor& b) { return siglip_loss_tiled(x, y, s, b, tile); }}};
 }
 
 torch::Tensor scalar(double value, torch::ScalarType dtype = torch::kFloat64) {
@@ -94,6 +104,10 @@ TEST_CASE("siglip matches the float64 oracle", "[losses]") {
           expect_close("d y", y.grad(), want.d_y, kFloat64Tol, t / static_cast<double>(shape.n));
           expect_close("d logit_scale", scale.grad(), want.d_logit_scale, kFloat64Tol, t);
           expect_close("d logit_bias", bias.grad(), want.d_logit_bias, kFloat64Tol);
+          if (shape.n == shape.m && shape.offset == 0) {  // the one-process form: the same loss
+            const torch::Tensor one = impl.one(x0, y0, scalar(logit_scale), scalar(logit_bias));
+            expect_close("one-process loss", one, want.loss, kFloat64Tol);
+          }
         }
       }
     }
@@ -159,7 +173,7 @@ TEST_CASE("siglip: R ranks' local losses average to the single-process loss and 
     const std::vector<torch::Tensor> leaves = {image, text, scale, bias};
     for (const auto& impl : implementations(4)) {
       INFO(impl.name << " ranks=" << split.size() << " N=" << n_total);
-      const torch::Tensor single = impl.fn(image, text, 0, scale, bias);
+      const torch::Tensor single = impl.one(image, text, scale, bias);
       const auto single_grads = torch::autograd::grad({single}, leaves);
 
       torch::Tensor mean_loss = torch::zeros({}, torch::kFloat64);
