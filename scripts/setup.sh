@@ -92,9 +92,10 @@ if [[ $TEST_DEPS -eq 1 ]]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check transformers safetensors open_clip_torch
   fi
   # LAION's CLIP_benchmark is the oracle of duet eval --dataset (tests/cli/clip_benchmark_oracle.py):
-  # the same dataset directory and model give the same metrics.
-  if ! "$VENV/bin/python" -c 'import clip_benchmark, webdataset, sklearn' 2>/dev/null; then
-    "$VENV/bin/pip" install -q --disable-pip-version-check clip-benchmark
+  # the same dataset directory and model give the same metrics. Its CLI imports requests without
+  # declaring it.
+  if ! "$VENV/bin/python" -c 'import clip_benchmark.cli' 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check clip-benchmark requests
   fi
 fi
 TORCH_PREFIX="$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"

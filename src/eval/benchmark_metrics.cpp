@@ -47,7 +47,8 @@ double mean_average_precision(const torch::Tensor& scores, const torch::Tensor& 
              fmt::format("{}", fmt::join(scores.sizes(), "x")),
              fmt::format("{}", fmt::join(targets.sizes(), "x")));
   const int64_t n = scores.size(0);
-  const torch::Tensor order = std::get<1>(scores.sort(/*stable=*/true, 0, /*descending=*/true));
+  const torch::Tensor order =
+      std::get<1>(scores.sort(std::optional<bool>(true), /*dim=*/0, /*descending=*/true));
   const torch::Tensor truth = targets.ne(0).gather(0, order).to(torch::kFloat64);  // [N, C]
   const torch::Tensor rank = torch::arange(1, n + 1, torch::kFloat64).unsqueeze(1);
   const torch::Tensor precision = truth.cumsum(0) / rank;

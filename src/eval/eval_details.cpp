@@ -177,7 +177,8 @@ ClassificationDetails classification_details(const std::vector<std::string>& cla
   if (take == 0) {
     return d;
   }
-  const torch::Tensor order = std::get<1>(off.neg().sort(/*stable=*/true));
+  const torch::Tensor order =
+      std::get<1>(off.neg().sort(std::optional<bool>(true), /*dim=*/0, /*descending=*/false));
   const torch::Tensor label_values = labels.to(torch::kInt64).contiguous();
   const auto* label = label_values.data_ptr<int64_t>();
   const torch::Tensor predicted = predictions.to(torch::kInt64).contiguous();

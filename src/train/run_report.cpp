@@ -91,7 +91,9 @@ std::string metric_cell(const std::string& name, double value) {
 }
 
 // An inline SVG chart (the XML declaration dropped: it is not allowed inside HTML).
-std::string inline_svg(const LinePlot& plot) {
+std::string inline_svg(LinePlot plot) {
+  plot.width = 960;
+  plot.panel_height = 220;
   std::string svg = render_svg_line_plot(plot);
   if (svg.rfind("<?xml", 0) == 0) {
     svg.erase(0, svg.find('\n') + 1);

@@ -80,9 +80,26 @@ checkpoint: {{keep_last: 1}}
     return path
 
 
+# clip_benchmark 1.6.2's accuracy() calls float() on a one-element array, which NumPy >= 2.4
+# rejects. Its CLI runs here with that one function replaced by the same formula ending in
+# .item(); everything else (data reading, preprocessing, model, metrics) is clip_benchmark's.
+CLIP_BENCHMARK = """
+import runpy, sys
+import clip_benchmark.metrics.zeroshot_classification as zc
+def accuracy(output, target, topk=(1,)):
+    pred = output.topk(max(topk), 1, True, True)[1].t()
+    correct = pred.eq(target.view(1, -1).expand_as(pred))
+    n = len(target)
+    return [correct[:k].reshape(-1).float().sum(0).item() / n for k in topk]
+zc.accuracy = accuracy
+sys.argv = ["clip_benchmark"] + sys.argv[1:]
+runpy.run_module("clip_benchmark.cli", run_name="__main__")
+"""
+
+
 def clip_benchmark(work, name, root, export, task):
     out = os.path.join(work, f"cb-{name}.json")
-    run([sys.executable, "-m", "clip_benchmark.cli", "eval", "--dataset", f"wds/{name}",
+    run([sys.executable, "-c", CLIP_BENCHMARK, "eval", "--dataset", f"wds/{name}",
          "--dataset_root", root, "--model", f"local-dir:{export}", "--pretrained", "duet",
          "--task", task, "--no_amp", "--batch_size", "256", "--num_workers", "0",
          "--output", out, "--quiet"])
@@ -125,7 +142,7 @@ def main():
     parser.add_argument("--bpe", required=True)
     parser.add_argument("--keep", help="keep the work directory here")
     args = parser.parse_args()
-    need("clip_benchmark", "open_clip", "torch", "webdataset", "sklearn")
+    need("clip_benchmark.cli", "open_clip", "torch", "webdataset", "sklearn")
     if not os.path.exists(args.bpe):
         print(f"FAIL: CLIP BPE vocabulary '{args.bpe}' not found")
         sys.exit(1)
@@ -160,7 +177,7 @@ def main():
             results += [cb_path, duet_path]
 
         merged = os.path.join(work, "benchmark.csv")
-        run([sys.executable, "-m", "clip_benchmark.cli", "build", *results, "--output", merged])
+        run([sys.executable, "-c", CLIP_BENCHMARK, "build", *results, "--output", merged])
         rows = list(csv.DictReader(open(merged)))
         print(f"\nclip_benchmark build: {len(rows)} rows, columns {sorted(rows[0])}")
         if len(rows) != 4:

@@ -25,11 +25,6 @@ void write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
-std::string read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // A .npy of `values` as little-endian float32, format 1.0.
 std::string npy_f4(const std::vector<float>& values) {
   std::string header =

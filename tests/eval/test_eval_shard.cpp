@@ -115,13 +115,13 @@ struct Setup {
       captions.push_back("a blurry photo of the " + c + ".");
       captions.push_back("a " + c + " number 12.");
     }
-    const std::string spm = duet::text::train_sentencepiece(captions, 60, dir / "spm");
+    const std::string spm = duet::text::train_sentencepiece(captions, 40, dir / "spm");
     write_lines(dir / "templates.txt", {"a photo of a {}.", "a blurry photo of the {}."});
     const std::string yaml = fmt::format(R"(
 model:
   embed_dim: 24
   vision: {{image_size: 16, patch_size: 4, width: 32, layers: 1, heads: 2}}
-  text: {{context_length: 16, vocab_size: 60, width: 32, layers: 1, heads: 2}}
+  text: {{context_length: 16, vocab_size: 40, width: 32, layers: 1, heads: 2}}
 tokenizer: {{type: sentencepiece, path: "{0}"}}
 data: {{workers: 1}}
 eval:
