@@ -92,6 +92,52 @@ RetrievalRanks retrieval_ranks(const torch::Tensor& images, const torch::Tensor&
   return r;
 }
 
+RetrievalRanks group_ranks(const torch::Tensor& images, const torch::Tensor& image_group,
+                           const torch::Tensor& texts, const torch::Tensor& text_group) {
+  const int64_t n = images.size(0);
+  const int64_t t = texts.size(0);
+  DUET_CHECK(text_group.dim() == 1 && text_group.size(0) == t && image_group.dim() == 1 &&
+                 image_group.size(0) == n && n > 0 && t > 0,
+             "retrieval needs one group per image and per text ({} images, {} texts)", n, t);
+  const int64_t groups =
+      std::max(image_group.max().item<int64_t>(), text_group.max().item<int64_t>()) + 1;
+  constexpr int64_t kChunk = 1024;  // text rows per [chunk, N] similarity block
+  const float lowest = -std::numeric_limits<float>::infinity();
+  // The best score of each (image, group of texts) and (text, group of images) pair is the
+  // right answer to beat; first pass finds them, the second counts wrong answers above.
+  auto best_text = torch::full({n, groups}, lowest, torch::kFloat32);  // per image
+  std::vector<torch::Tensor> best_image_parts;                         // per text
+  for (int64_t start = 0; start < t; start += kChunk) {
+    const int64_t end = std::min(t, start + kChunk);
+    const torch::Tensor sims = texts.slice(0, start, end).matmul(images.t());  // [c, N]
+    best_image_parts.push_back(
+        torch::full({end - start, groups}, lowest, torch::kFloat32)
+            .scatter_reduce_(1, image_group.unsqueeze(0).expand({end - start, n}), sims, "amax"));
+    best_text.scatter_reduce_(
+        1, text_group.slice(0, start, end).unsqueeze(0).expand({n, end - start}), sims.t(), "amax");
+  }
+  const torch::Tensor best_image = torch::cat(best_image_parts);                  // [T, G]
+  const torch::Tensor own_image = best_image.gather(1, text_group.unsqueeze(1));  // [T, 1]
+  const torch::Tensor own_text = best_text.gather(1, image_group.unsqueeze(1));   // [N, 1]
+  DUET_CHECK(
+      std::isfinite(own_image.min().item<float>()) && std::isfinite(own_text.min().item<float>()),
+      "retrieval: a text without an image of its group, or an image without a text");
+  RetrievalRanks r;
+  r.image_ranks = torch::empty({t}, torch::kFloat64);
+  auto above = torch::zeros({n}, torch::kInt64);  // per image: other groups' texts above
+  for (int64_t start = 0; start < t; start += kChunk) {
+    const int64_t end = std::min(t, start + kChunk);
+    const torch::Tensor groups_here = text_group.slice(0, start, end);
+    const torch::Tensor sims = texts.slice(0, start, end).matmul(images.t());  // [c, N], as above
+    const torch::Tensor other = groups_here.unsqueeze(1) != image_group.unsqueeze(0);  // [c, N]
+    r.image_ranks.slice(0, start, end)
+        .copy_(((sims > own_image.slice(0, start, end)) & other).sum(1).to(torch::kFloat64) + 1.0);
+    above += ((sims > own_text.t()) & other).sum(0);
+  }
+  r.text_ranks = above.to(torch::kFloat64) + 1.0;
+  return r;
+}
+
 MetricList retrieval_recalls(const RetrievalRanks& ranks, const std::vector<int64_t>& recall_k) {
   MetricList metrics;
   for (const int64_t k : recall_k) {

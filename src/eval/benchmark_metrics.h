@@ -49,6 +49,13 @@ struct RetrievalRanks {
 RetrievalRanks retrieval_ranks(const torch::Tensor& images, const torch::Tensor& texts,
                                const torch::Tensor& text_image);
 
+// The same with groups: the right answers of a query are the items of its group (int64 ids in
+// [0, G)), e.g. the images and captions of one class: retrieval_ranks is the case where every
+// image is its own group, computed there without the [N, G] table of best scores this keeps.
+// Every group of a text needs an image and every group of an image a text.
+RetrievalRanks group_ranks(const torch::Tensor& images, const torch::Tensor& image_group,
+                           const torch::Tensor& texts, const torch::Tensor& text_group);
+
 // image_retrieval_recall@k and text_retrieval_recall@k for each k, in that order.
 MetricList retrieval_recalls(const RetrievalRanks& ranks, const std::vector<int64_t>& recall_k);
 

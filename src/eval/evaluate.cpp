@@ -226,6 +226,49 @@ RetrievalResult caption_retrieval(models::ClipModelImpl& model, const text::Toke
   return result;
 }
 
+// Class-level retrieval over captioned, labelled rows: the texts are the distinct captions,
+// each in the class of the first image carrying it, and a query's right answers are the items
+// of its class ("a bag on the left and a trouser on the right." finds every bag-trouser image,
+// whichever phrasing it was captioned with). Text queries weigh as many as their images.
+RetrievalResult class_retrieval(models::ClipModelImpl& model, const text::Tokenizer& tokenizer,
+                                const ImageRows& rows, int64_t context_length, int64_t batch_size,
+                                const torch::Device& device, const EvalShard& shard) {
+  std::vector<int64_t> caption_ids;
+  std::vector<int64_t> text_class;
+  std::map<std::string, int64_t> caption_index;
+  std::vector<std::string> distinct;
+  const torch::Tensor labels = rows.labels.contiguous();
+  const auto* label = labels.data_ptr<int64_t>();
+  for (size_t n = 0; n < rows.captions.size(); ++n) {
+    auto [it, inserted] =
+        caption_index.emplace(rows.captions[n], static_cast<int64_t>(distinct.size()));
+    if (inserted) {
+      distinct.push_back(rows.captions[n]);
+      text_class.push_back(label[n]);
+    }
+    caption_ids.push_back(it->second);
+  }
+  const torch::Tensor texts =
+      encode_texts_sharded(model, tokenizer, distinct, context_length, batch_size, device, shard);
+  const torch::Tensor classes = torch::tensor(text_class, torch::kInt64);
+  const RetrievalRanks ranks = group_ranks(rows.embeddings, labels, texts, classes);
+  const auto u = static_cast<int64_t>(distinct.size());
+  RetrievalResult result;
+  result.samples = rows.embeddings.size(0);
+  result.distinct_captions = u;
+  result.image_to_text =
+      rank_stats(ranks.text_ranks, torch::ones({result.samples}, torch::kFloat64));
+  result.text_to_image = rank_stats(
+      ranks.image_ranks,
+      torch::bincount(torch::tensor(caption_ids, torch::kInt64), {}, u).to(torch::kFloat64));
+  result.details.image_to_text_median_rank = result.image_to_text.median_rank;
+  result.details.text_to_image_median_rank = result.text_to_image.median_rank;
+  result.details.queries = retrieval_queries(
+      distinct, texts, rows.embeddings, rows.keys,
+      [&](int64_t t, int64_t n) { return label[n] == text_class[static_cast<size_t>(t)]; });
+  return result;
+}
+
 // image_to_text_r1, ..., text_to_image_median_rank: the flat keys of a RetrievalResult.
 MetricList retrieval_metrics(const RetrievalResult& r) {
   MetricList metrics;
@@ -294,13 +337,13 @@ BenchmarkResult classify_benchmark(models::ClipModelImpl& model, const text::Tok
                     {"mean_per_class_recall", scores.mean_per_class_recall}};
   result.classification = classification_details(dataset.classnames, scores.confusion,
                                                  scores.predictions, rows.labels, rows.keys);
-  // A duet extra beyond CLIP_benchmark: when every sample is captioned (.txt), retrieval with
-  // eval.retrieval's caption-level rule (image_to_text_r1, ..., text_to_image_median_rank).
+  // A duet extra beyond CLIP_benchmark: when every sample is captioned (.txt), class-level
+  // retrieval between the images and their captions (image_to_text_r1, ...).
   const bool captioned = std::all_of(rows.captions.begin(), rows.captions.end(),
                                      [](const std::string& c) { return !c.empty(); });
   if (captioned) {
-    const RetrievalResult r = caption_retrieval(model, tokenizer, rows, options.context_length,
-                                                options.batch_size, device, shard);
+    const RetrievalResult r = class_retrieval(model, tokenizer, rows, options.context_length,
+                                              options.batch_size, device, shard);
     result.extra_metrics = retrieval_metrics(r);
     result.retrieval = r.details;
   }

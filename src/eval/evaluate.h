@@ -71,8 +71,9 @@ struct BenchmarkResult {
   std::string name;  // "BASENAME/SPLIT"
   data::BenchmarkTask task = data::BenchmarkTask::kClassification;
   MetricList metrics;  // CLIP_benchmark's names and order
-  // duet's extras: caption-level retrieval (image_to_text_r1, ...) of a classification set
-  // whose samples all carry a .txt caption. Not part of CLIP_benchmark's result object.
+  // duet's extras: class-level retrieval (image_to_text_r1, ...) of a classification set whose
+  // samples all carry a .txt caption: the texts are the distinct captions, and a query's right
+  // answers are the items of its class. Not part of CLIP_benchmark's result object.
   MetricList extra_metrics;
   int64_t samples = 0;
   std::optional<ClassificationDetails> classification;

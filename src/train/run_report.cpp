@@ -33,6 +33,7 @@ table{border-collapse:collapse;margin:8px 0} td,th{padding:3px 8px;border:1px so
   font-size:13px;text-align:right} th{background:#f4f4f4} td.name{text-align:left}
 pre{background:#f7f7f7;padding:10px;font-size:12px;overflow:auto;max-height:420px}
 .cm td{width:22px;height:22px;padding:0;text-align:center;font-size:10px;border:1px solid #fff}
+.cm.small td{width:5px;height:5px;border:0}
 .bar{display:inline-block;height:10px;background:#1f77b4;vertical-align:middle}
 .thumbs img{width:56px;height:56px;image-rendering:pixelated;border:3px solid #ccc;margin:2px}
 .thumbs img.ok{border-color:#2ca02c} .thumbs img.bad{border-color:#d62728}
@@ -76,7 +77,8 @@ bool is_fraction_metric(const std::string& name) {
     return false;
   }
   return m.find("top") != std::string::npos || m.find("acc") != std::string::npos ||
-         m.find("recall") != std::string::npos || m.find("precision") != std::string::npos ||
+         m.find("share") != std::string::npos || m.find("recall") != std::string::npos ||
+         m.find("precision") != std::string::npos ||
          (m.size() > 3 && m.find("_r") != std::string::npos &&
           std::isdigit(static_cast<unsigned char>(m.back())) != 0);
 }
@@ -196,27 +198,55 @@ std::string training_section(const std::vector<MetricsRecord>& records) {
   return html;
 }
 
+// The evaluated set a metric belongs to ("fashion-mnist/test" for a benchmark's
+// NAME/SPLIT/METRIC, "" for eval.zero_shot and eval.retrieval) and its short name.
+std::pair<std::string, std::string> split_metric(const std::string& name) {
+  const size_t slash = name.rfind('/');
+  if (slash == std::string::npos) {
+    return {"", name};
+  }
+  return {name.substr(0, slash), name.substr(slash + 1)};
+}
+
+// Charted: the shares at 1 and 5 (accuracy, recall), not @10 or ranks (those are in the table).
+bool charted(const std::string& metric) {
+  if (!is_fraction_metric(metric)) {
+    return false;
+  }
+  const std::string tail = metric.substr(metric.size() >= 3 ? metric.size() - 3 : 0);
+  return tail != "@10" && tail != "r10";
+}
+
 std::string evaluation_section(const std::vector<MetricsRecord>& records) {
   const std::vector<std::string> names = eval_metric_names(records);
   if (names.empty()) {
     return "<p class=\"muted\">no evaluation logged</p>\n";
   }
-  std::vector<std::string> fractions;
-  std::vector<std::string> others;
-  for (const auto& n : names) {
-    if (n.find("samples") != std::string::npos) {
+  // One panel per evaluated set, one series per charted metric, named by its short name.
+  LinePlot plot;
+  plot.x_label = "step";
+  std::map<std::string, size_t> panel_of;
+  for (const auto& name : names) {
+    const auto [set, metric] = split_metric(name);
+    if (!charted(metric)) {
       continue;
     }
-    (is_fraction_metric(n) ? fractions : others).push_back(n);
+    if (panel_of.count(set) == 0) {
+      panel_of[set] = plot.panels.size();
+      plot.panels.push_back({set.empty() ? "eval.zero_shot / eval.retrieval" : set, "share", {}});
+    }
+    PlotSeries series(metric, {}, {});
+    for (const auto& r : records) {
+      for (const auto& scalar : r.scalars) {
+        if (scalar.name == name) {
+          series.x.push_back(static_cast<double>(r.step));
+          series.y.push_back(scalar.value);
+        }
+      }
+    }
+    plot.panels[panel_of[set]].series.push_back(std::move(series));
   }
-  std::vector<MetricsPanelSpec> panels;
-  if (!fractions.empty()) {
-    panels.push_back({"Accuracy and recall", "share", fractions});
-  }
-  if (!others.empty()) {
-    panels.push_back({"Ranks and other evaluation values", "", others});
-  }
-  std::string html = inline_svg(metrics_plot(records, "", panels));
+  std::string html = plot.panels.empty() ? "" : inline_svg(plot);
   const auto latest = latest_values(records);
   html +=
       "<h3>Last evaluation</h3>\n<table class=\"metrics\"><tr><th>metric</th><th>value</th>"
@@ -242,7 +272,7 @@ std::string thumbnail(const json& thumbnails, const std::string& key, const std:
 // Cell colour: white (0) to dark blue (1).
 std::string shade(double v) {
   const int c = static_cast<int>(std::round(255.0 - 200.0 * std::clamp(v, 0.0, 1.0)));
-  return fmt::format("rgb({},{},255)", c, c + (255 - c) / 3);
+  return fmt::format("#{:02x}{:02x}ff", c, c + (255 - c) / 3);
 }
 
 std::string confusion_matrix(const json& c) {
@@ -253,21 +283,30 @@ std::string confusion_matrix(const json& c) {
     return fmt::format("<p class=\"muted\">{} classes: no confusion matrix (shown up to {})</p>\n",
                        classes, eval::kMaxConfusionClasses);
   }
-  const bool numbers = classes <= 20;
-  std::string html =
-      "<div class=\"card\"><b>Confusion matrix</b> <span class=\"muted\">(rows: true class, "
-      "columns: predicted; shade: share of the row)</span>\n<table class=\"cm\">\n";
+  // Up to 20 classes: names, counts and a tooltip per cell; beyond, shades only, so that 100
+  // classes stay a few hundred kB.
+  const bool detailed = classes <= 20;
+  std::string html = fmt::format(
+      "<div class=\"card\"><b>Confusion matrix</b> <span class=\"muted\">(rows: true class{}, "
+      "columns: predicted; shade: share of the row)</span>\n<table class=\"cm{}\">\n",
+      detailed ? "" : " in class order, as in the per-class table", detailed ? "" : " small");
   for (int64_t t = 0; t < classes; ++t) {
     const double row_total = std::max<int64_t>(1, c["per_class_count"][t].get<int64_t>());
-    html += fmt::format("<tr><th class=\"name\">{}</th>",
-                        numbers ? html_escape(names[t].get<std::string>()) : std::to_string(t));
+    html += detailed ? fmt::format("<tr><th class=\"name\">{}</th>",
+                                   html_escape(names[t].get<std::string>()))
+                     : std::string("<tr>");
     for (int64_t p = 0; p < classes; ++p) {
       const int64_t n = confusion[t * classes + p].get<int64_t>();
       const double share = static_cast<double>(n) / row_total;
+      if (!detailed) {
+        html +=
+            n == 0 ? "<td></td>" : fmt::format("<td style=\"background:{}\"></td>", shade(share));
+        continue;
+      }
       html += fmt::format(
           "<td style=\"background:{};color:{}\" title=\"{} as {}: {}\">{}</td>", shade(share),
           share > 0.5 ? "#fff" : "#333", html_escape(names[t].get<std::string>()),
-          html_escape(names[p].get<std::string>()), n, numbers && n > 0 ? std::to_string(n) : "");
+          html_escape(names[p].get<std::string>()), n, n > 0 ? std::to_string(n) : "");
     }
     html += "</tr>\n";
   }
@@ -449,7 +488,10 @@ std::string seen_unseen_section(const json& details,
             metric_cell(heldout + "/mirror_share", unseen));
       }
     }
-    html += "</table>\n";
+    html +=
+        "</table>\n<p class=\"muted\">Zero-shot ranks every class on both splits. Retrieval "
+        "ranks within each split's own images and captions, so its rows compare across the "
+        "splits only when both hold as many distinct captions.</p>\n";
   }
   return html;
 }

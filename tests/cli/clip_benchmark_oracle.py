@@ -4,7 +4,7 @@
 
 Builds Fashion-MNIST with `duet data fashion-mnist` (single layout: its test/ split is a
 CLIP_benchmark zero-shot classification set; pairs layout: retrieval/ is a CLIP_benchmark
-retrieval set), trains two tiny CLIP models for 40 steps of 64 (28 px for the single images, 56 px
+retrieval set), trains two tiny CLIP models for 150 steps of 64 (28 px for the single images, 56 px
 for the pairs, CLIP BPE tokenizer so OpenCLIP's default tokenizer gives duet's ids), exports each
 with `duet export --format open_clip`, and evaluates each set twice:
   - `clip_benchmark eval --dataset wds/NAME --dataset_root DIR --model local-dir:EXPORT --no_amp`
@@ -164,7 +164,7 @@ def main():
         for name, root, train_data, size, patch, task, counts in cases:
             run_dir = os.path.join(work, f"runs-{size}")
             config = train_config(os.path.join(work, f"train-{size}.yaml"), train_data, size, patch,
-                                  os.path.abspath(args.bpe), run_dir, 40, "train/{000000..000011}.tar")
+                                  os.path.abspath(args.bpe), run_dir, 150, "train/{000000..000011}.tar")
             run([duet, "--log-level", "warn", "train", "-c", config])
             checkpoint = sorted(os.listdir(os.path.join(run_dir, "run", "checkpoints")))[-1]
             checkpoint = os.path.join(run_dir, "run", "checkpoints", checkpoint)

@@ -133,3 +133,28 @@ TEST_CASE("retrieval recalls equal CLIP_benchmark's top-k formula on random embe
   }
   CHECK(duet::eval::median_rank(torch::tensor({3.0, 1.0, 2.0, 8.0}, torch::kFloat64)) == 2.0);
 }
+
+TEST_CASE("group ranks: a query's right answers are every item of its group") {
+  torch::manual_seed(9);
+  const int64_t n = 23;
+  const int64_t t = 11;
+  const torch::Tensor images = unit_rows(torch::randn({n, 8}));
+  const torch::Tensor texts = unit_rows(torch::randn({t, 8}));
+  const torch::Tensor image_group = torch::arange(n, torch::kInt64) % 4;
+  const torch::Tensor text_group = torch::arange(t, torch::kInt64) % 4;
+  const auto ranks = duet::eval::group_ranks(images, image_group, texts, text_group);
+  const torch::Tensor s = texts.matmul(images.t());  // [T, N]
+  for (int64_t q = 0; q < t; ++q) {  // text query: images of other groups above its best image
+    const torch::Tensor mine = image_group == text_group[q];
+    const double best = s[q].masked_select(mine).max().item<double>();
+    const int64_t above = ((s[q] > best) & ~mine).sum().item<int64_t>();
+    CHECK(ranks.image_ranks[q].item<double>() == static_cast<double>(above + 1));
+  }
+  for (int64_t i = 0; i < n; ++i) {  // image query: texts of other groups above its best text
+    const torch::Tensor mine = text_group == image_group[i];
+    const torch::Tensor col = s.select(1, i);
+    const double best = col.masked_select(mine).max().item<double>();
+    const int64_t above = ((col > best) & ~mine).sum().item<int64_t>();
+    CHECK(ranks.text_ranks[i].item<double>() == static_cast<double>(above + 1));
+  }
+}
