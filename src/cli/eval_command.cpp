@@ -147,7 +147,7 @@ void run_benchmark(const EvalArgs& args) {
                            object["task"].get<std::string>(), result.samples, args.split);
   print_metric_rows(object["metrics"]);
   if (!result.extra_metrics.empty()) {
-    std::cout << "duet's caption-level retrieval on the same images (not in the result file):\n";
+    std::cout << "duet's class-level retrieval on the same images (not in the result file):\n";
     nlohmann::json extras = nlohmann::json::object();
     for (const auto& [name, value] : result.extra_metrics) {
       extras[name] = value;
