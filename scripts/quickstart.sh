@@ -4,8 +4,9 @@
 #   2. the Fashion-MNIST dataset as WebDataset shards (duet data fashion-mnist)
 #   3. a SentencePiece tokenizer trained on the training captions (duet tokenizer train)
 #   4. training with configs/fashion-mnist.yaml (duet train), which evaluates zero-shot
-#      classification on the test split at the end and writes runs/fashion-mnist/loss.svg
-#   5. duet eval of the final checkpoint; the last line printed is its --json object.
+#      classification on the test split at the end and writes runs/fashion-mnist/loss.svg and
+#      the run report runs/fashion-mnist/report.html
+#   5. duet eval of the final checkpoint (its --json object), then the report's path.
 # Extra arguments are passed to `duet train` (e.g. --set train.steps=200).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +18,8 @@ RUN=runs/fashion-mnist
 bash scripts/setup.sh --target duet
 DUET=build/duet
 
-if [[ ! -f "$DATA/dataset.json" ]]; then
+# test/nshards.txt: a dataset from before the CLIP_benchmark layout is rebuilt.
+if [[ ! -f "$DATA/dataset.json" || ! -f "$DATA/test/nshards.txt" ]]; then
   "$DUET" data fashion-mnist --out "$DATA"
 fi
 # The distinct training captions: every prompt template filled with every class name.
@@ -37,3 +39,4 @@ start=$(date +%s)
 echo "training + evaluation took $(( $(date +%s) - start )) s; loss curve: $RUN/loss.svg"
 last=$(ls -d "$RUN"/checkpoints/step-* | tail -n 1)
 "$DUET" eval --checkpoint "$last" --json
+echo "report: $ROOT/$RUN/report.html (open it in a browser)"

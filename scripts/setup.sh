@@ -38,13 +38,14 @@ DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev catch2
   libsentencepiece-dev sentencepiece libprotobuf-dev libutf8proc-dev
-  libjpeg-dev libturbojpeg0-dev libpng-dev libarchive-dev zlib1g-dev
+  libjpeg-dev libturbojpeg0-dev libpng-dev libwebp-dev libarchive-dev zlib1g-dev
   libgloo-dev ccache   # Gloo headers for the CPU communicator; ccache speeds up rebuilds
   libisal-dev   # CRC-32C of TensorBoard's TFRecords (Debian 12 has no libcrc32c)
   iproute2   # `ip netns`: the two-host distributed test, which must run under CI
   libopenblas-dev   # without it LibTorch builds that use the system BLAS get the reference one
   libboost-context-dev   # fibers of the host execution layer that runs CUDA kernels in tests
   dataset-fashion-mnist
+  chromium   # headless: renders the run report in tests/cli
 )
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -92,6 +93,12 @@ if [[ $TEST_DEPS -eq 1 ]]; then
   # (tests/export/oracle.py); they run offline on random weights.
   if ! "$VENV/bin/python" -c 'import transformers, open_clip, safetensors' 2>/dev/null; then
     "$VENV/bin/pip" install -q --disable-pip-version-check transformers safetensors open_clip_torch
+  fi
+  # LAION's CLIP_benchmark is the oracle of duet eval --dataset (tests/cli/clip_benchmark_oracle.py):
+  # the same dataset directory and model give the same metrics. Its CLI imports requests without
+  # declaring it.
+  if ! "$VENV/bin/python" -c 'import clip_benchmark.cli' 2>/dev/null; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check clip-benchmark requests
   fi
 fi
 TORCH_PREFIX="$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)')"

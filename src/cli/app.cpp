@@ -66,6 +66,8 @@ int parse_and_dispatch(int argc, char** argv) {
   add_plot_command(app, registry);
   add_data_command(app, registry);
   add_train_command(app, registry);
+  add_eval_command(app, registry);
+  add_report_command(app, registry);
   add_export_command(app, registry);
   add_bench_command(app, registry);
 

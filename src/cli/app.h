@@ -10,6 +10,9 @@
 namespace CLI {
 class App;
 }
+namespace duet::eval {
+struct EvalResult;
+}
 
 namespace duet::cli {
 
@@ -32,7 +35,12 @@ void add_plot_command(CLI::App& root, Registry& registry);
 void add_data_command(CLI::App& root, Registry& registry);
 void add_bench_command(CLI::App& root, Registry& registry);
 void add_train_command(CLI::App& root, Registry& registry);
+void add_eval_command(CLI::App& root, Registry& registry);
+void add_report_command(CLI::App& root, Registry& registry);
 void add_export_command(CLI::App& root, Registry& registry);  // export, embed, retrieve
+
+// The metrics of an evaluation as a two-column table on stdout (train and eval print it).
+void print_eval_table(const eval::EvalResult& result);
 
 // config::load, then the config's logging.level applies (unless --log-level was given).
 // Commands load their config through this.

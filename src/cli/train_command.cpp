@@ -1,4 +1,4 @@
-// `duet train` and `duet eval`.
+// `duet train` (`duet eval` is in eval_command.cpp).
 #include <filesystem>
 #include <iostream>
 
@@ -8,31 +8,11 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "config/loader.h"
+#include "eval/eval_details.h"
+#include "train/run_report.h"
 #include "train/trainer.h"
 
 namespace duet::cli {
-namespace {
-
-void print_eval_table(const eval::EvalResult& result) {
-  if (result.empty()) {
-    std::cout << "nothing to evaluate: set eval.zero_shot and/or eval.retrieval\n";
-    return;
-  }
-  std::cout << fmt::format("| {:<28} | {:>9} |\n| {:-<28} | {:->9} |\n", "metric", "value", "", "");
-  const nlohmann::json values = result.to_json();
-  for (const auto& [name, value] : values.items()) {
-    const bool fraction =
-        name.find("_r") != std::string::npos || name.find("top") != std::string::npos;
-    const std::string shown = value.is_number_float()
-                                  ? (fraction && name.find("rank") == std::string::npos
-                                         ? fmt::format("{:.2f}%", 100.0 * value.get<double>())
-                                         : fmt::format("{:.2f}", value.get<double>()))
-                                  : value.dump();
-    std::cout << fmt::format("| {:<28} | {:>9} |\n", name, shown);
-  }
-}
-
-}  // namespace
 
 void add_train_command(CLI::App& root, Registry& registry) {
   struct TrainArgs {
@@ -65,43 +45,19 @@ void add_train_command(CLI::App& root, Registry& registry) {
                                result.run_dir, result.steps, result.last_checkpoint);
       return;
     }
+    // The report's evaluation details and the report itself (rank 0, after the final
+    // evaluation).
+    if (!result.final_eval.empty()) {
+      eval::save_eval_details(result.run_dir, result.steps, result.final_eval);
+    }
+    const std::string report = train::write_run_report(result.run_dir);
     std::cout << fmt::format("run: {}\nsteps: {}\nlast loss: {:.4f}\ncheckpoint: {}\n",
                              result.run_dir, result.steps, result.last_loss,
                              result.last_checkpoint);
     if (!result.final_eval.empty()) {
       print_eval_table(result.final_eval);
     }
-  });
-
-  struct EvalArgs {
-    std::string file;
-    std::string checkpoint;
-    std::vector<std::string> overrides;
-    bool json = false;
-  };
-  auto eval_args = std::make_shared<EvalArgs>();
-  CLI::App* eval = root.add_subcommand(
-      "eval", "Evaluate a checkpoint: zero-shot classification and retrieval as config.eval says");
-  eval->add_option("-c,--config", eval_args->file,
-                   "Config file (default: the config stored in the checkpoint)");
-  eval->add_option("--checkpoint", eval_args->checkpoint, "Checkpoint directory (step-NNNNNNNN)")
-      ->required();
-  eval->add_option("--set", eval_args->overrides, "Override a key: KEY=VALUE (repeatable)")
-      ->type_name("KEY=VALUE");
-  eval->add_flag("--json", eval_args->json, "Print one JSON object instead of a table");
-  registry.add(eval, [eval_args] {
-    std::optional<config::Config> config;
-    if (!eval_args->file.empty()) {
-      config = load_config(eval_args->file, eval_args->overrides);
-    } else if (!eval_args->overrides.empty()) {
-      fail(ErrorKind::kUsage, "--set needs -c CONFIG (the checkpoint's own config is used as is)");
-    }
-    const eval::EvalResult result = train::evaluate_checkpoint(eval_args->checkpoint, config);
-    if (eval_args->json) {
-      std::cout << result.to_json().dump() << "\n";
-    } else {
-      print_eval_table(result);
-    }
+    std::cout << "report: " << report << "\n";
   });
 }
 

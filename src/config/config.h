@@ -388,6 +388,7 @@ struct EvalConfig {
   int64_t every_steps = 0;
   int64_t batch_size = 256;
   std::vector<std::string> retrieval;
+  std::vector<std::string> benchmarks;
   ZeroShotConfig zero_shot;
 
   template <class V>
@@ -397,6 +398,10 @@ struct EvalConfig {
     v.field("batch_size", batch_size, "Batch size for computing evaluation embeddings.",
             positive());
     v.field("retrieval", retrieval, "Image-text sources for retrieval in both directions.");
+    v.field("benchmarks", benchmarks,
+            "CLIP_benchmark WebDataset datasets, each evaluated on its own: DIR or DIR:SPLIT "
+            "(split test by default); DIR/dataset_type.txt picks zero-shot classification, "
+            "retrieval or multilabel. Metrics are named DATASET/SPLIT/METRIC.");
     v.section("zero_shot", zero_shot, "Zero-shot classification.");
   }
 };

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -69,12 +71,16 @@ std::string with_article(const std::string& noun) {
 
 // What one split of one layout contains and how sample i is made.
 struct SplitPlan {
-  std::string name;
+  std::string name;  // directory under OUT ("train", "test", "retrieval/test", ...)
   const IdxSplit* source = nullptr;
   int64_t samples = 0;
   bool pairs = false;
   bool heldout_only = false;  // pairs: only held-out pairs (else: never held-out pairs)
   uint64_t tag = 0;
+  // Evaluation splits are named as CLIP_benchmark reads them: 0.tar, 1.tar, ... and
+  // nshards.txt; training shards keep img2dataset's zero-padded names.
+  bool clip_benchmark = false;
+  bool every_pair_once = false;  // retrieval variant: sample i is ordered pair i, all captions
 };
 
 struct Made {
@@ -98,12 +104,21 @@ Made make_single(const SplitPlan& plan, int64_t i, uint64_t seed) {
   return m;
 }
 
+// The i-th of the 90 ordered pairs of distinct garments, in (left, right) order.
+std::pair<int, int> distinct_pair(int64_t i) {
+  const int left = static_cast<int>(i / (kClasses - 1));
+  const int r = static_cast<int>(i % (kClasses - 1));
+  return {left, r < left ? r : r + 1};
+}
+
 Made make_pair(const SplitPlan& plan, int64_t i, uint64_t seed) {
   Rng rng(mix_seed({seed, plan.tag, static_cast<uint64_t>(i)}));
   const IdxSplit& s = *plan.source;
   int left = 0;
   int right = 0;
-  if (plan.heldout_only) {
+  if (plan.every_pair_once) {
+    std::tie(left, right) = distinct_pair(i);
+  } else if (plan.heldout_only) {
     left = static_cast<int>(rng.below(kClasses));
     right = (left + kHeldoutShift) % kClasses;
   } else {
@@ -116,16 +131,27 @@ Made make_pair(const SplitPlan& plan, int64_t i, uint64_t seed) {
   const auto& rc = s.by_class[static_cast<size_t>(right)];
   const int64_t li = lc[rng.below(lc.size())];
   const int64_t ri = rc[rng.below(rc.size())];
-  std::vector<uint8_t> canvas(static_cast<size_t>(2 * kSide * kSide));
+  // A square 56x56 canvas, black, with the two garments side by side in its middle band: the
+  // square crop of evaluation (and training's near-square crops) keep both whole.
+  constexpr int kCanvas = 2 * kSide;
+  constexpr int kTop = (kCanvas - kSide) / 2;
+  std::vector<uint8_t> canvas(static_cast<size_t>(kCanvas * kCanvas), 0);
   for (int y = 0; y < kSide; ++y) {
     const uint8_t* l = s.images.data.data() + (static_cast<size_t>(li) * kSide + y) * kSide;
     const uint8_t* r = s.images.data.data() + (static_cast<size_t>(ri) * kSide + y) * kSide;
-    std::copy(l, l + kSide, canvas.begin() + static_cast<ptrdiff_t>(y) * 2 * kSide);
-    std::copy(r, r + kSide, canvas.begin() + static_cast<ptrdiff_t>(y) * 2 * kSide + kSide);
+    const auto row = static_cast<ptrdiff_t>(y + kTop) * kCanvas;
+    std::copy(l, l + kSide, canvas.begin() + row);
+    std::copy(r, r + kSide, canvas.begin() + row + kSide);
   }
   Made m;
-  m.png = encode_png(canvas.data(), 2 * kSide, kSide, 1);
-  m.caption = pair_caption(left, right, static_cast<int>(rng.below(4)));
+  m.png = encode_png(canvas.data(), kCanvas, kCanvas, 1);
+  if (plan.every_pair_once) {  // CLIP_benchmark retrieval: every phrasing, one a line
+    for (int variant = 0; variant < 4; ++variant) {
+      m.caption += pair_caption(left, right, variant) + "\n";
+    }
+  } else {
+    m.caption = pair_caption(left, right, static_cast<int>(rng.below(4)));
+  }
   m.cls = left * kClasses + right;
   const auto& names = fashion_mnist_classes();
   m.json = {{"label", m.cls},
@@ -137,9 +163,20 @@ Made make_pair(const SplitPlan& plan, int64_t i, uint64_t seed) {
   return m;
 }
 
-std::string shard_name(int64_t shard) {
-  std::string s = std::to_string(shard);
+std::string padded(int64_t index) {
+  std::string s = std::to_string(index);
   return std::string(6 - std::min<size_t>(6, s.size()), '0') + s;
+}
+
+std::string shard_name(const SplitPlan& plan, int64_t shard) {
+  return plan.clip_benchmark ? std::to_string(shard) : padded(shard);
+}
+
+std::string shard_pattern(const SplitPlan& plan, int64_t shards) {
+  if (shards == 1) {
+    return shard_name(plan, 0) + ".tar";
+  }
+  return "{" + shard_name(plan, 0) + ".." + shard_name(plan, shards - 1) + "}.tar";
 }
 
 void write_lines(const std::string& path, const std::vector<std::string>& lines) {
@@ -191,70 +228,58 @@ std::string pair_caption(int left, int right, int variant) {
   }
 }
 
-FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
-  DUET_CHECK(!options.out_dir.empty(), "fashion-mnist: an output directory is required");
-  DUET_CHECK(options.layout == "single" || options.layout == "pairs",
-             "fashion-mnist: layout must be 'single' or 'pairs', got '{}'", options.layout);
-  DUET_CHECK(options.shard_size > 0, "fashion-mnist: shard size must be positive");
-  const IdxSplit train = load_split(options.idx_dir, "train");
-  const IdxSplit test = load_split(options.idx_dir, "t10k");
+namespace {
 
+std::vector<SplitPlan> plan_splits(const std::string& layout, const IdxSplit& train,
+                                   const IdxSplit& test) {
   std::vector<SplitPlan> plans;
-  if (options.layout == "single") {
-    plans.push_back({"train", &train, train.labels.shape[0], false, false, 1});
-    plans.push_back({"test", &test, test.labels.shape[0], false, false, 2});
+  if (layout == "single") {
+    plans.push_back({"train", &train, train.labels.shape[0], false, false, 1, false, false});
+    plans.push_back({"test", &test, test.labels.shape[0], false, false, 2, true, false});
   } else {
-    plans.push_back({"train", &train, 60000, true, false, 11});
-    plans.push_back({"test", &test, 5000, true, false, 12});
-    plans.push_back({"heldout", &test, 5000, true, true, 13});
+    plans.push_back({"train", &train, 60000, true, false, 11, false, false});
+    plans.push_back({"test", &test, 5000, true, false, 12, true, false});
+    plans.push_back({"heldout", &test, 5000, true, true, 13, true, false});
+    const int64_t pairs = kClasses * (kClasses - 1);
+    plans.push_back({"retrieval/test", &test, pairs, true, false, 14, true, true});
   }
+  return plans;
+}
 
-  // Every shard of every split is one job.
-  struct Job {
-    const SplitPlan* plan;
-    int64_t shard;
-    std::string path;
-  };
-  std::vector<Job> jobs;
-  FashionMnistSummary summary;
-  const fs::path out(options.out_dir);
-  for (const SplitPlan& plan : plans) {
-    fs::create_directories(out / plan.name);
-    const int64_t shards = (plan.samples + options.shard_size - 1) / options.shard_size;
-    for (int64_t k = 0; k < shards; ++k) {
-      jobs.push_back({&plan, k, (out / plan.name / (shard_name(k) + ".tar")).string()});
+// One shard of one split: a unit of work for the writer threads.
+struct ShardJob {
+  const SplitPlan* plan;
+  int64_t shard;
+  std::string path;
+};
+
+void write_shard(const ShardJob& job, int64_t shard_size, uint64_t seed) {
+  TarWriter tar(job.path);
+  const int64_t begin = job.shard * shard_size;
+  const int64_t end = std::min(job.plan->samples, begin + shard_size);
+  for (int64_t i = begin; i < end; ++i) {
+    const Made m =
+        job.plan->pairs ? make_pair(*job.plan, i, seed) : make_single(*job.plan, i, seed);
+    const std::string key = padded(i);
+    tar.add(key + ".png", m.png);
+    tar.add(key + ".txt", m.caption);
+    tar.add(key + ".cls", std::to_string(m.cls));
+    if (job.plan->pairs) {  // which garment is where; single images need only .cls
+      tar.add(key + ".json", m.json.dump());
     }
-    SplitSummary& s = summary.splits[plan.name];
-    s.samples = plan.samples;
-    s.shards = shards;
-    s.pattern =
-        (out / plan.name).string() + "/" +
-        (shards == 1 ? shard_name(0) : "{" + shard_name(0) + ".." + shard_name(shards - 1) + "}") +
-        ".tar";
   }
+  tar.close();
+}
 
+// Runs every job on `threads` threads; the first exception is rethrown once all have stopped.
+void run_jobs(const std::vector<ShardJob>& jobs, int threads, int64_t shard_size, uint64_t seed) {
   std::atomic<size_t> next_job{0};
   std::exception_ptr error;
   std::mutex error_mu;
   auto work = [&] {
     try {
       for (size_t j = next_job++; j < jobs.size(); j = next_job++) {
-        const Job& job = jobs[j];
-        TarWriter tar(job.path);
-        const int64_t begin = job.shard * options.shard_size;
-        const int64_t end = std::min(job.plan->samples, begin + options.shard_size);
-        for (int64_t i = begin; i < end; ++i) {
-          const Made m = job.plan->pairs ? make_pair(*job.plan, i, options.seed)
-                                         : make_single(*job.plan, i, options.seed);
-          const std::string key = shard_name(i);
-          tar.add(key + ".png", m.png);
-          tar.add(key + ".txt", m.caption);
-          tar.add(key + ".cls", std::to_string(m.cls));
-          if (job.plan->pairs) {  // which garment is where; single images need only .cls
-            tar.add(key + ".json", m.json.dump());
-          }
-        }
-        tar.close();
+        write_shard(jobs[j], shard_size, seed);
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mu);
@@ -264,9 +289,6 @@ FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
       next_job = jobs.size();
     }
   };
-  const int threads =
-      std::max(1, options.threads > 0 ? options.threads
-                                      : static_cast<int>(std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) {
     pool.emplace_back(work);
@@ -278,11 +300,63 @@ FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
   if (error) {
     std::rethrow_exception(error);
   }
+}
 
+// "{}" templates as CLIP_benchmark's "{c}" ones.
+std::vector<std::string> benchmark_templates(const std::vector<std::string>& templates) {
+  std::vector<std::string> out;
+  for (const auto& t : templates) {
+    out.push_back(fill_template(t, "{c}"));
+  }
+  return out;
+}
+
+// classnames.txt, templates.txt (duet's "{}"), captions.txt, and CLIP_benchmark's
+// zeroshot_classification_templates.txt ("{c}") and dataset_type.txt. The pairs layout's
+// classes are its 100 ordered pairs (index 10 * left + right), named by their first phrasing,
+// and its retrieval variant gets a dataset_type.txt of its own.
+void write_metadata(const fs::path& out, const std::string& layout, FashionMnistSummary& summary) {
+  std::vector<std::string> classnames = fashion_mnist_classes();
+  std::vector<std::string> templates = fashion_mnist_templates();
+  if (layout == "pairs") {
+    classnames.clear();
+    for (int left = 0; left < kClasses; ++left) {
+      for (int right = 0; right < kClasses; ++right) {
+        const std::string caption = pair_caption(left, right, 0);
+        classnames.push_back(caption.substr(0, caption.size() - 1));  // without the full stop
+      }
+    }
+    templates = {"{}."};
+    write_lines((out / "retrieval" / "dataset_type.txt").string(), {"retrieval"});
+  }
+  // captions.txt: every distinct training caption, for training a tokenizer on them.
+  std::vector<std::string> captions;
+  if (layout == "pairs") {
+    for (int64_t i = 0; i < kClasses * (kClasses - 1); ++i) {
+      const auto [left, right] = distinct_pair(i);
+      for (int variant = 0; variant < 4 && !is_heldout_pair(left, right); ++variant) {
+        captions.push_back(pair_caption(left, right, variant));
+      }
+    }
+  } else {
+    for (const auto& t : templates) {
+      for (const auto& c : classnames) {
+        captions.push_back(fill_template(t, c));
+      }
+    }
+  }
+  write_lines((out / "captions.txt").string(), captions);
   summary.classnames = (out / "classnames.txt").string();
   summary.templates = (out / "templates.txt").string();
-  write_lines(summary.classnames, fashion_mnist_classes());
-  write_lines(summary.templates, fashion_mnist_templates());
+  write_lines(summary.classnames, classnames);
+  write_lines(summary.templates, templates);
+  write_lines((out / "zeroshot_classification_templates.txt").string(),
+              benchmark_templates(templates));
+  write_lines((out / "dataset_type.txt").string(), {"classification"});
+}
+
+void write_manifest(const fs::path& out, const FashionMnistOptions& options,
+                    const FashionMnistSummary& summary) {
   nlohmann::json manifest;
   manifest["layout"] = options.layout;
   manifest["seed"] = options.seed;
@@ -302,6 +376,48 @@ FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
   std::ofstream json_out(out / "dataset.json");
   json_out << manifest.dump(2) << "\n";
   DUET_CHECK(json_out.good(), "cannot write '{}'", (out / "dataset.json").string());
+}
+
+}  // namespace
+
+FashionMnistSummary write_fashion_mnist(const FashionMnistOptions& options) {
+  DUET_CHECK(!options.out_dir.empty(), "fashion-mnist: an output directory is required");
+  DUET_CHECK(options.layout == "single" || options.layout == "pairs",
+             "fashion-mnist: layout must be 'single' or 'pairs', got '{}'", options.layout);
+  DUET_CHECK(options.shard_size > 0, "fashion-mnist: shard size must be positive");
+  const IdxSplit train = load_split(options.idx_dir, "train");
+  const IdxSplit test = load_split(options.idx_dir, "t10k");
+  const std::vector<SplitPlan> plans = plan_splits(options.layout, train, test);
+
+  std::vector<ShardJob> jobs;
+  FashionMnistSummary summary;
+  const fs::path out(options.out_dir);
+  for (const SplitPlan& plan : plans) {
+    const fs::path dir = out / plan.name;
+    fs::create_directories(dir);
+    for (const auto& entry : fs::directory_iterator(dir)) {  // shards of an earlier layout
+      if (entry.path().extension() == ".tar") {
+        fs::remove(entry.path());
+      }
+    }
+    const int64_t shards = (plan.samples + options.shard_size - 1) / options.shard_size;
+    for (int64_t k = 0; k < shards; ++k) {
+      jobs.push_back({&plan, k, (dir / (shard_name(plan, k) + ".tar")).string()});
+    }
+    if (plan.clip_benchmark) {
+      write_lines((dir / "nshards.txt").string(), {std::to_string(shards)});
+    }
+    SplitSummary& s = summary.splits[plan.name];
+    s.samples = plan.samples;
+    s.shards = shards;
+    s.pattern = dir.string() + "/" + shard_pattern(plan, shards);
+  }
+  const int threads =
+      std::max(1, options.threads > 0 ? options.threads
+                                      : static_cast<int>(std::thread::hardware_concurrency()));
+  run_jobs(jobs, threads, options.shard_size, options.seed);
+  write_metadata(out, options.layout, summary);
+  write_manifest(out, options, summary);
   log::get("data")->info("fashion-mnist ({}): wrote {} shards to {}", options.layout, jobs.size(),
                          options.out_dir);
   return summary;

@@ -1,10 +1,12 @@
-// JPEG and PNG decoding (see image_decode.h). TurboJPEG handles are created once per thread.
-// A truncated JPEG is an error (libjpeg-turbo would pad it with grey and only warn), while
+// JPEG, PNG and WebP decoding (see image_decode.h). TurboJPEG handles are created once per
+// thread. WebP goes through libwebp's simple API; alpha is composited on black like PNG's. A
+// truncated JPEG is an error (libjpeg-turbo would pad it with grey and only warn), while
 // other libjpeg warnings (e.g. extraneous bytes before a marker) are tolerated as PIL does.
 #include "data/image_decode.h"
 
 #include <png.h>
 #include <turbojpeg.h>
+#include <webp/decode.h>
 
 #include <cstring>
 #include <memory>
@@ -158,6 +160,38 @@ Image decode_png(const uint8_t* data, size_t size) {
   return image;
 }
 
+ImageHeader webp_header(const uint8_t* data, size_t size) {
+  WebPBitstreamFeatures features;
+  if (WebPGetFeatures(data, size, &features) != VP8_STATUS_OK) {
+    throw ImageDecodeError("corrupt WebP header");
+  }
+  check_size(features.width, features.height);
+  ImageHeader header;
+  header.format = ImageFormat::kWebp;
+  header.width = features.width;
+  header.height = features.height;
+  return header;
+}
+
+Image decode_webp(const uint8_t* data, size_t size) {
+  const ImageHeader header = webp_header(data, size);
+  std::vector<uint8_t> rgba(static_cast<size_t>(header.width) * header.height * 4);
+  if (WebPDecodeRGBAInto(data, size, rgba.data(), rgba.size(), header.width * 4) == nullptr) {
+    throw ImageDecodeError("corrupt or truncated WebP");
+  }
+  Image image;
+  image.width = header.width;
+  image.height = header.height;
+  image.pixels.resize(static_cast<size_t>(header.width) * header.height * 3);
+  for (size_t p = 0; p < static_cast<size_t>(header.width) * header.height; ++p) {
+    const unsigned alpha = rgba[p * 4 + 3];
+    for (size_t c = 0; c < 3; ++c) {  // on black: value * alpha / 255, rounded
+      image.pixels[p * 3 + c] = static_cast<uint8_t>((rgba[p * 4 + c] * alpha + 127) / 255);
+    }
+  }
+  return image;
+}
+
 }  // namespace
 
 ImageFormat sniff_image_format(const uint8_t* data, size_t size) {
@@ -168,6 +202,9 @@ ImageFormat sniff_image_format(const uint8_t* data, size_t size) {
   if (size >= 8 && std::memcmp(data, kPngMagic, 8) == 0) {
     return ImageFormat::kPng;
   }
+  if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
+    return ImageFormat::kWebp;
+  }
   return ImageFormat::kUnknown;
 }
 
@@ -177,10 +214,12 @@ ImageHeader read_image_header(const uint8_t* data, size_t size) {
       return jpeg_header(data, size);
     case ImageFormat::kPng:
       return png_header(data, size);
+    case ImageFormat::kWebp:
+      return webp_header(data, size);
     case ImageFormat::kUnknown:
       break;
   }
-  throw ImageDecodeError("not a JPEG or PNG image");
+  throw ImageDecodeError("not a JPEG, PNG or WebP image");
 }
 
 Image decode_image(const uint8_t* data, size_t size, int min_width, int min_height) {
@@ -189,10 +228,12 @@ Image decode_image(const uint8_t* data, size_t size, int min_width, int min_heig
       return decode_jpeg(data, size, min_width, min_height);
     case ImageFormat::kPng:
       return decode_png(data, size);
+    case ImageFormat::kWebp:
+      return decode_webp(data, size);
     case ImageFormat::kUnknown:
       break;
   }
-  throw ImageDecodeError("not a JPEG or PNG image");
+  throw ImageDecodeError("not a JPEG, PNG or WebP image");
 }
 
 }  // namespace duet::data

@@ -1,10 +1,11 @@
 #pragma once
 // Image decoding from bytes in memory: JPEG through libjpeg-turbo's TurboJPEG API, PNG through
-// libpng's simplified API. Every image comes out as 8-bit RGB (grey, grey+alpha, palette, 16-bit
-// and alpha images are converted; alpha is composited on black). Metadata (EXIF orientation,
-// ICC profiles, gamma) is ignored, as in PIL's default `convert("RGB")`.
-// Corrupt, truncated or unsupported data throws ImageDecodeError (a duet::Error) with a reason;
-// the loader turns that into a skipped sample. Thread-safe: each thread keeps its own decoder.
+// libpng's simplified API, WebP (lossy and lossless) through libwebp. Every image comes out as
+// 8-bit RGB (grey, grey+alpha, palette, 16-bit and alpha images are converted; alpha is composited
+// on black). Metadata (EXIF orientation, ICC profiles, gamma) is ignored, as in PIL's default
+// `convert("RGB")`. Corrupt, truncated or unsupported data throws ImageDecodeError (a duet::Error)
+// with a reason; the loader turns that into a skipped sample. Thread-safe: each thread keeps its
+// own decoder.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,7 +15,7 @@
 
 namespace duet::data {
 
-enum class ImageFormat { kUnknown, kJpeg, kPng };
+enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp };
 
 // Decoded pixels: height rows of width RGB triplets, no padding.
 struct Image {
@@ -42,7 +43,7 @@ ImageHeader read_image_header(const uint8_t* data, size_t size);
 
 // Decodes to RGB. A JPEG may be decoded at a reduced scale (M/8, libjpeg-turbo's DCT scaling)
 // when that still gives at least min_width x min_height pixels; 0 asks for the full size. PNGs
-// always come out at full size. Throws ImageDecodeError.
+// and WebPs always come out at full size. Throws ImageDecodeError.
 Image decode_image(const uint8_t* data, size_t size, int min_width = 0, int min_height = 0);
 
 }  // namespace duet::data

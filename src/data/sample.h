@@ -10,7 +10,7 @@ namespace duet::data {
 // Why a sample was dropped. Counted per reason in the loader's stats and `duet data inspect`.
 enum class SkipReason {
   kCorruptImage,    // undecodable, truncated or unsupported image data
-  kMissingImage,    // WebDataset key without a .jpg/.jpeg/.png member
+  kMissingImage,    // WebDataset key without a .jpg/.jpeg/.png/.webp member
   kMissingCaption,  // no .txt member (or no caption column value)
   kEmptyCaption,    // caption is empty or whitespace
   kMissingLabel,    // a labelled set's sample without .cls or an integer caption

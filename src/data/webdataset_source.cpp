@@ -29,7 +29,9 @@ archive* open_archive(const std::string& path, std::string& error) {
   return a;
 }
 
-bool is_image_ext(const std::string& ext) { return ext == "jpg" || ext == "jpeg" || ext == "png"; }
+bool is_image_ext(const std::string& ext) {
+  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp";
+}
 
 }  // namespace
 
@@ -186,7 +188,7 @@ bool TarShardReader::next(RawSample& out) {
     out.problem_detail = error_;
   } else if (out.image.empty()) {
     out.problem = SkipReason::kMissingImage;
-    out.problem_detail = "no .jpg/.jpeg/.png member";
+    out.problem_detail = "no .jpg/.jpeg/.png/.webp member";
   }
   return true;
 }

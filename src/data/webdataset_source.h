@@ -1,12 +1,11 @@
 #pragma once
 // Reading WebDataset tar shards as img2dataset writes them: consecutive members sharing a key
 // (the member path up to the first '.' of its file name) form one sample; KEY.jpg / KEY.jpeg /
-// KEY.png is the image, KEY.txt the caption, KEY.cls an integer class index, KEY.json metadata
-// (kept verbatim); other members are ignored. Reading goes through libarchive (tar, pax, GNU;
-// gzip/zstd/... compressed shards too).
-// A damaged member header is reported as one kTarError item and reading resumes at the next
-// valid header (libarchive resynchronises). A truncated or otherwise unreadable archive ends the
-// shard: the sample being read is returned with
+// KEY.png / KEY.webp is the image, KEY.txt the caption, KEY.cls an integer class index,
+// KEY.json metadata (kept verbatim); other members are ignored. Reading goes through libarchive
+// (tar, pax, GNU; gzip/zstd/... compressed shards too). A damaged member header is reported as one
+// kTarError item and reading resumes at the next valid header (libarchive resynchronises). A
+// truncated or otherwise unreadable archive ends the shard: the sample being read is returned with
 // problem = kTarError (or, when no sample was being read, one item carrying only that problem),
 // so every archive error reaches the loader's skip counts exactly once. Torch-free.
 #include <memory>

@@ -79,8 +79,11 @@ std::vector<double> smooth(const std::vector<double>& values) {
 
 std::vector<MetricsPanelSpec> default_metrics_panels() {
   return {{"Training loss", "loss", {"loss", "*_loss"}},
-          {"Zero-shot accuracy", "accuracy", {"zero_shot_*"}},
-          {"Retrieval recall", "recall", {"*recall*", "*r@*", "*R@*"}}};
+          {"Zero-shot accuracy",
+           "accuracy",
+           {"zero_shot_top*", "zero_shot_mean_per_class_recall", "*/acc1", "*/acc5",
+            "*/mean_per_class_recall", "*/mean_average_precision"}},
+          {"Retrieval recall", "recall", {"*recall*", "*r@*", "*R@*", "*_r1", "*_r5", "*_r10"}}};
 }
 
 LinePlot metrics_plot(const std::vector<MetricsRecord>& records, const std::string& title,

@@ -17,8 +17,9 @@ struct MetricsPanelSpec {
   std::vector<std::string> patterns;
 };
 
-// "Training loss" (loss, *_loss), "Zero-shot accuracy" (zero_shot_*), "Retrieval recall"
-// (*recall*, *r@*).
+// "Training loss" (loss, *_loss), "Zero-shot accuracy" (zero_shot_top*, the CLIP_benchmark
+// classification metrics */acc1, */acc5, */mean_per_class_recall, */mean_average_precision),
+// "Retrieval recall" (*recall*, *r@*, *_r1, *_r5, *_r10).
 std::vector<MetricsPanelSpec> default_metrics_panels();
 
 // One panel per spec that matches a metric in `records` (the first panel always, so a run with

@@ -209,26 +209,31 @@ AxisTicks nice_ticks(double lo, double hi, int target_count) {
   return ticks;
 }
 
-std::string render_svg_line_plot(const LinePlot& plot) {
-  std::vector<PlotPanel> panels = plot.panels;
-  if (panels.empty()) {
-    panels.emplace_back();  // an empty frame that says "no data"
-  }
-  for (const PlotPanel& p : panels) {
-    for (const PlotSeries& s : p.series) {
-      DUET_CHECK(s.x.size() == s.y.size(), "plot series '{}': {} x values but {} y values", s.name,
-                 s.x.size(), s.y.size());
-    }
-  }
-  const double width = std::max(plot.width, 320);
-  const double panel_height = std::max(plot.panel_height, 160);
+namespace {
+
+// Where everything goes: computed once from the data, then drawn panel by panel.
+struct PlotLayout {
+  double width = 0.0;
+  double height = 0.0;
+  double panel_height = 0.0;
+  double panel_title_band = 0.0;
+  double plot_height = 0.0;  // of each panel's plot area
+  double left = 0.0;         // plot areas span [left, right]
+  double right = 0.0;
+  double top = 0.0;                // of the first panel
+  std::vector<AxisTicks> y_ticks;  // per panel
+  AxisTicks x_ticks;               // shared
+};
+
+// The y axes first (their labels decide the left margin), then the shared x axis.
+PlotLayout layout_plot(const LinePlot& plot, const std::vector<PlotPanel>& panels) {
+  PlotLayout l;
+  l.width = std::max(plot.width, 320);
+  l.panel_height = std::max(plot.panel_height, 160);
   const bool panel_titles = std::any_of(panels.begin(), panels.end(),
                                         [](const PlotPanel& p) { return !p.title.empty(); });
-  const double panel_title_band = panel_titles ? kPanelTitleBand : 10.0;
-  const double plot_height = panel_height - panel_title_band - kTickBand;
-
-  // y axes first: their labels decide the left margin.
-  std::vector<AxisTicks> y_ticks;
+  l.panel_title_band = panel_titles ? kPanelTitleBand : 10.0;
+  l.plot_height = l.panel_height - l.panel_title_band - kTickBand;
   size_t longest_label = 1;
   Range x_range;
   for (const PlotPanel& p : panels) {
@@ -241,10 +246,10 @@ std::string render_svg_line_plot(const LinePlot& plot) {
         }
       }
     }
-    const int target = std::clamp(static_cast<int>(plot_height / 45.0), 3, 8);
-    y_ticks.push_back(y_range.empty() ? nice_ticks(0.0, 1.0, target)
-                                      : nice_ticks(y_range.lo, y_range.hi, target));
-    for (const std::string& label : y_ticks.back().labels) {
+    const int target = std::clamp(static_cast<int>(l.plot_height / 45.0), 3, 8);
+    l.y_ticks.push_back(y_range.empty() ? nice_ticks(0.0, 1.0, target)
+                                        : nice_ticks(y_range.lo, y_range.hi, target));
+    for (const std::string& label : l.y_ticks.back().labels) {
       longest_label = std::max(longest_label, label.size());
     }
   }
@@ -255,120 +260,149 @@ std::string render_svg_line_plot(const LinePlot& plot) {
     }
   }
   const double legend_width = std::clamp(34.0 + kCharWidth * longest_name, 80.0, 280.0);
-  const double left = kYLabelBand + 10.0 + kCharWidth * longest_label + 8.0;
-  const double right = width - legend_width - 28.0;
-  const double top = plot.title.empty() ? 12.0 : kTitleBand;
-  const double height =
-      top + panel_height * panels.size() + (plot.x_label.empty() ? 8.0 : kXLabelBand);
-  const int x_target = std::clamp(static_cast<int>((right - left) / 110.0), 3, 10);
-  const AxisTicks x_ticks = x_range.empty() ? nice_ticks(0.0, 1.0, x_target)
-                                            : nice_ticks(x_range.lo, x_range.hi, x_target);
+  l.left = kYLabelBand + 10.0 + kCharWidth * longest_label + 8.0;
+  l.right = l.width - legend_width - 28.0;
+  l.top = plot.title.empty() ? 12.0 : kTitleBand;
+  l.height = l.top + l.panel_height * panels.size() + (plot.x_label.empty() ? 8.0 : kXLabelBand);
+  const int x_target = std::clamp(static_cast<int>((l.right - l.left) / 110.0), 3, 10);
+  l.x_ticks = x_range.empty() ? nice_ticks(0.0, 1.0, x_target)
+                              : nice_ticks(x_range.lo, x_range.hi, x_target);
+  return l;
+}
 
+// Grid, frame, ticks with their labels, and the y label of one panel's plot area.
+void draw_axes(std::string& svg, const PlotLayout& l, const AxisTicks& yt, const Scale& x,
+               const Scale& y, double area_top, const std::string& y_label) {
+  const double area_bottom = area_top + l.plot_height;
+  for (size_t i = 0; i < yt.values.size(); ++i) {
+    const double py = y(yt.values[i]);
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#e5e5e5\"/>\n"
+        "<line x1=\"{3:.1f}\" y1=\"{2:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#888\"/>\n"
+        "<text x=\"{4:.1f}\" y=\"{5:.1f}\" text-anchor=\"end\" fill=\"#444\">{6}</text>\n",
+        l.left, l.right, py, l.left - 4.0, l.left - 7.0, py + 4.0, xml_escape(yt.labels[i]));
+  }
+  for (size_t i = 0; i < l.x_ticks.values.size(); ++i) {
+    const double px = x(l.x_ticks.values[i]);
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#e5e5e5\"/>\n"
+        "<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{0:.1f}\" y2=\"{3:.1f}\" stroke=\"#888\"/>\n"
+        "<text x=\"{0:.1f}\" y=\"{4:.1f}\" text-anchor=\"middle\" fill=\"#444\">{5}</text>\n",
+        px, area_top, area_bottom, area_bottom + 4.0, area_bottom + 18.0,
+        xml_escape(l.x_ticks.labels[i]));
+  }
+  svg += fmt::format(
+      "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
+      "stroke=\"#888\"/>\n",
+      l.left, area_top, l.right - l.left, l.plot_height);
+  if (!y_label.empty()) {
+    const double cx = kYLabelBand / 2.0 + 4.0;
+    const double cy = (area_top + area_bottom) / 2.0;
+    svg += fmt::format(
+        "<text x=\"{0:.1f}\" y=\"{1:.1f}\" transform=\"rotate(-90 {0:.1f} {1:.1f})\" "
+        "text-anchor=\"middle\" dominant-baseline=\"middle\" font-size=\"13\" "
+        "fill=\"#333\">{2}</text>\n",
+        cx, cy, xml_escape(y_label));
+  }
+}
+
+// The legend column right of a panel's plot area: one row per named series.
+void draw_legend(std::string& svg, const PlotPanel& panel, double x0, double area_top) {
+  double row = area_top + 10.0;
+  for (size_t si = 0; si < panel.series.size(); ++si) {
+    const PlotSeries& s = panel.series[si];
+    if (s.name.empty()) {
+      continue;
+    }
+    const std::string color = color_of(s, si);
+    const double lx = x0 + 16.0;
+    svg += fmt::format(
+        "<g class=\"legend\" opacity=\"{:.3g}\"><line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" "
+        "y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"2.5\"/>",
+        s.opacity, lx, row, lx + 22.0, row, color);
+    if (finite_count(s) <= kMarkerMaxPoints) {
+      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>", lx + 11.0,
+                         row, color);
+    }
+    svg += fmt::format("</g>\n<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#333\">{}</text>\n", lx + 30.0,
+                       row + 4.0, xml_escape(s.name));
+    row += kLegendRowHeight;
+  }
+}
+
+// Panel `pi`: its title, axes, the data clipped to the plot area ("no data" when there is
+// none), and its legend.
+void draw_panel(std::string& svg, const PlotLayout& l, const PlotPanel& panel, size_t pi) {
+  const AxisTicks& yt = l.y_ticks[pi];
+  const double area_top = l.top + l.panel_height * pi + l.panel_title_band;
+  const double area_bottom = area_top + l.plot_height;
+  const Scale x{l.x_ticks.lo, l.x_ticks.hi, l.left, l.right};
+  const Scale y{yt.lo, yt.hi, area_bottom, area_top};
+  svg += fmt::format(
+      "<g class=\"panel\">\n<clipPath id=\"panel{}\"><rect x=\"{:.1f}\" "
+      "y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/></clipPath>\n",
+      pi, l.left - 4.0, area_top - 4.0, l.right - l.left + 8.0, l.plot_height + 8.0);
+  if (!panel.title.empty()) {
+    svg += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" font-weight=\"bold\" "
+        "fill=\"#333\">{}</text>\n",
+        l.left, area_top - 9.0, xml_escape(panel.title));
+  }
+  draw_axes(svg, l, yt, x, y, area_top, panel.y_label);
+  bool any_point = false;
+  svg += fmt::format("<g clip-path=\"url(#panel{})\">\n", pi);
+  for (size_t si = 0; si < panel.series.size(); ++si) {
+    const PlotSeries& s = panel.series[si];
+    any_point = any_point || finite_count(s) > 0;
+    draw_series(svg, s, color_of(s, si), x, y);
+  }
+  svg += "</g>\n";
+  if (!any_point) {
+    svg += fmt::format(
+        "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"14\" "
+        "fill=\"#999\">no data</text>\n",
+        (l.left + l.right) / 2.0, (area_top + area_bottom) / 2.0 + 5.0);
+  }
+  draw_legend(svg, panel, l.right, area_top);
+  svg += "</g>\n";
+}
+
+}  // namespace
+
+std::string render_svg_line_plot(const LinePlot& plot) {
+  std::vector<PlotPanel> panels = plot.panels;
+  if (panels.empty()) {
+    panels.emplace_back();  // an empty frame that says "no data"
+  }
+  for (const PlotPanel& p : panels) {
+    for (const PlotSeries& s : p.series) {
+      DUET_CHECK(s.x.size() == s.y.size(), "plot series '{}': {} x values but {} y values", s.name,
+                 s.x.size(), s.y.size());
+    }
+  }
+  const PlotLayout l = layout_plot(plot, panels);
   std::string svg = fmt::format(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{0:.0f}\" "
       "height=\"{1:.0f}\" viewBox=\"0 0 {0:.0f} {1:.0f}\" "
       "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
       "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-      width, height);
+      l.width, l.height);
   if (!plot.title.empty()) {
     svg += fmt::format(
         "<text x=\"{:.1f}\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
         "font-weight=\"bold\" fill=\"#222\">{}</text>\n",
-        (left + right) / 2.0, xml_escape(plot.title));
+        (l.left + l.right) / 2.0, xml_escape(plot.title));
   }
-
   for (size_t pi = 0; pi < panels.size(); ++pi) {
-    const PlotPanel& panel = panels[pi];
-    const AxisTicks& yt = y_ticks[pi];
-    const double area_top = top + panel_height * pi + panel_title_band;
-    const double area_bottom = area_top + plot_height;
-    const Scale x{x_ticks.lo, x_ticks.hi, left, right};
-    const Scale y{yt.lo, yt.hi, area_bottom, area_top};
-    svg += fmt::format(
-        "<g class=\"panel\">\n<clipPath id=\"panel{}\"><rect x=\"{:.1f}\" "
-        "y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/></clipPath>\n",
-        pi, left - 4.0, area_top - 4.0, right - left + 8.0, plot_height + 8.0);
-    if (!panel.title.empty()) {
-      svg += fmt::format(
-          "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" font-weight=\"bold\" "
-          "fill=\"#333\">{}</text>\n",
-          left, area_top - 9.0, xml_escape(panel.title));
-    }
-    // Grid, frame, ticks and their labels.
-    for (size_t i = 0; i < yt.values.size(); ++i) {
-      const double py = y(yt.values[i]);
-      svg += fmt::format(
-          "<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#e5e5e5\"/>\n"
-          "<line x1=\"{3:.1f}\" y1=\"{2:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#888\"/>\n"
-          "<text x=\"{4:.1f}\" y=\"{5:.1f}\" text-anchor=\"end\" fill=\"#444\">{6}</text>\n",
-          left, right, py, left - 4.0, left - 7.0, py + 4.0, xml_escape(yt.labels[i]));
-    }
-    for (size_t i = 0; i < x_ticks.values.size(); ++i) {
-      const double px = x(x_ticks.values[i]);
-      svg += fmt::format(
-          "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#e5e5e5\"/>\n"
-          "<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{0:.1f}\" y2=\"{3:.1f}\" stroke=\"#888\"/>\n"
-          "<text x=\"{0:.1f}\" y=\"{4:.1f}\" text-anchor=\"middle\" fill=\"#444\">{5}</text>\n",
-          px, area_top, area_bottom, area_bottom + 4.0, area_bottom + 18.0,
-          xml_escape(x_ticks.labels[i]));
-    }
-    svg += fmt::format(
-        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
-        "stroke=\"#888\"/>\n",
-        left, area_top, right - left, plot_height);
-    if (!panel.y_label.empty()) {
-      const double cx = kYLabelBand / 2.0 + 4.0;
-      const double cy = (area_top + area_bottom) / 2.0;
-      svg += fmt::format(
-          "<text x=\"{0:.1f}\" y=\"{1:.1f}\" transform=\"rotate(-90 {0:.1f} {1:.1f})\" "
-          "text-anchor=\"middle\" dominant-baseline=\"middle\" font-size=\"13\" "
-          "fill=\"#333\">{2}</text>\n",
-          cx, cy, xml_escape(panel.y_label));
-    }
-
-    // Data, clipped to the plot area, then the legend.
-    bool any_point = false;
-    svg += fmt::format("<g clip-path=\"url(#panel{})\">\n", pi);
-    for (size_t si = 0; si < panel.series.size(); ++si) {
-      const PlotSeries& s = panel.series[si];
-      any_point = any_point || finite_count(s) > 0;
-      draw_series(svg, s, color_of(s, si), x, y);
-    }
-    svg += "</g>\n";
-    if (!any_point) {
-      svg += fmt::format(
-          "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"14\" "
-          "fill=\"#999\">no data</text>\n",
-          (left + right) / 2.0, (area_top + area_bottom) / 2.0 + 5.0);
-    }
-    double row = area_top + 10.0;
-    for (size_t si = 0; si < panel.series.size(); ++si) {
-      const PlotSeries& s = panel.series[si];
-      if (s.name.empty()) {
-        continue;
-      }
-      const std::string color = color_of(s, si);
-      const double lx = right + 16.0;
-      svg += fmt::format(
-          "<g class=\"legend\" opacity=\"{:.3g}\"><line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" "
-          "y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"2.5\"/>",
-          s.opacity, lx, row, lx + 22.0, row, color);
-      if (finite_count(s) <= kMarkerMaxPoints) {
-        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>", lx + 11.0,
-                           row, color);
-      }
-      svg += fmt::format("</g>\n<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#333\">{}</text>\n",
-                         lx + 30.0, row + 4.0, xml_escape(s.name));
-      row += kLegendRowHeight;
-    }
-    svg += "</g>\n";
+    draw_panel(svg, l, panels[pi], pi);
   }
   if (!plot.x_label.empty()) {
     svg += fmt::format(
         "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"13\" "
         "fill=\"#333\">{}</text>\n",
-        (left + right) / 2.0, top + panel_height * panels.size() + 10.0, xml_escape(plot.x_label));
+        (l.left + l.right) / 2.0, l.top + l.panel_height * panels.size() + 10.0,
+        xml_escape(plot.x_label));
   }
   svg += "</svg>\n";
   return svg;

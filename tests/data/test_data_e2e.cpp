@@ -65,7 +65,7 @@ TEST_CASE("e2e: duet data fashion-mnist output reads back as 60,000 + 10,000 sam
   const std::string out = dir.file("fm");
   run(fmt::format("'{}' data fashion-mnist --out '{}' 2>&1", DUET_BINARY, out));
   CHECK(count(out + "/train/{000000..000011}.tar", false) == 60000);
-  CHECK(count(out + "/test/{000000..000001}.tar", true) == 10000);
+  CHECK(count(out + "/test/{0..1}.tar", true) == 10000);  // CLIP_benchmark shard names
 
   const auto j = nlohmann::json::parse(run(fmt::format(
       "'{}' --log-level warn data inspect --json --image-size 28 '{}/test'", DUET_BINARY, out)));

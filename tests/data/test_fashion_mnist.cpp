@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "data/clip_benchmark_dataset.h"
 #include "data/fashion_mnist.h"
+#include "data/image_decode.h"
 #include "data/loader.h"
 #include "data/webdataset_source.h"
 #include "data_fixtures.h"
@@ -135,7 +137,7 @@ TEST_CASE("fashion-mnist: pairs layout keeps held-out pairs out of training") {
     train_pairs.insert(*r.label);
   }
   CHECK(train_pairs.size() == 80);  // 90 ordered pairs of distinct garments minus 10 held out
-  TarShardReader held(dir.file("out/heldout/000000.tar"), 0);
+  TarShardReader held(dir.file("out/heldout/0.tar"), 0);  // CLIP_benchmark shard names
   REQUIRE(held.next(r));
   CHECK(is_heldout_pair(static_cast<int>(*r.label / 10), static_cast<int>(*r.label % 10)));
   const auto meta = nlohmann::json::parse(r.json);
@@ -145,7 +147,7 @@ TEST_CASE("fashion-mnist: pairs layout keeps held-out pairs out of training") {
   CHECK(pair_caption(9, 2, 1) == "a pullover to the right of an ankle boot.");
 
   // The held-out split read back through the loader: every sample, captioned, labelled with
-  // its held-out pair, the 56x28 canvas centre-cropped to a square.
+  // its held-out pair, the 56x56 canvas resized to the model's 28 pixels.
   duet::config::DataConfig c;
   c.workers = 2;
   LoaderOptions lo;
@@ -172,4 +174,49 @@ TEST_CASE("fashion-mnist: pairs layout keeps held-out pairs out of training") {
   }
   CHECK(samples == 5000);
   CHECK(loader.stats().skipped == 0);
+}
+
+TEST_CASE("fashion-mnist output is a CLIP_benchmark dataset") {
+  TempDir dir("fm_cb");
+  write_fake_idx(dir.path().string(), 45);
+  FashionMnistOptions o;
+  o.idx_dir = dir.path().string();
+  o.out_dir = dir.file("out");
+  o.shard_size = 20;
+  write_fashion_mnist(o);
+  const ClipBenchmarkDataset single = read_clip_benchmark_dataset(dir.file("out"));
+  CHECK(single.task == BenchmarkTask::kClassification);
+  CHECK(single.shards.size() == 3);  // 45 test images in shards of 20: 0.tar, 1.tar, 2.tar
+  CHECK(single.classnames == fashion_mnist_classes());
+  CHECK(benchmark_prompts(single)[0][0] == "a photo of a t-shirt.");
+  CHECK(slurp(dir.file("out/dataset_type.txt")) == "classification\n");
+
+  o.layout = "pairs";
+  o.out_dir = dir.file("pairs");
+  o.shard_size = 5000;
+  write_fashion_mnist(o);
+  const ClipBenchmarkDataset heldout = read_clip_benchmark_dataset(dir.file("pairs"), "heldout");
+  REQUIRE(heldout.classnames.size() == 100);
+  CHECK(heldout.classnames[87] == "a bag to the left of a sneaker");
+  CHECK(benchmark_prompts(heldout)[87][0] == "a bag to the left of a sneaker.");
+  const ClipBenchmarkDataset retrieval =
+      read_clip_benchmark_dataset(dir.file("pairs/retrieval"), "test");
+  CHECK(retrieval.task == BenchmarkTask::kRetrieval);
+  TarShardReader reader(retrieval.shards[0], 0);
+  RawSample sample;
+  int64_t samples = 0;
+  std::set<std::string> captions;
+  while (reader.next(sample)) {
+    ++samples;
+    REQUIRE(sample.caption);
+    const auto lines = split_caption_lines(*sample.caption);
+    CHECK(lines.size() == 4);
+    captions.insert(lines.begin(), lines.end());
+    const Image image =
+        decode_image(reinterpret_cast<const uint8_t*>(sample.image.data()), sample.image.size());
+    CHECK(image.width == 56);
+    CHECK(image.height == 56);
+  }
+  CHECK(samples == 90);           // every ordered pair of distinct garments once
+  CHECK(captions.size() == 360);  // no caption shared by two images
 }

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "eval/evaluate.h"
 
 namespace {
@@ -56,11 +58,18 @@ TEST_CASE("a text query ranks below images of other captions that score higher")
 
 TEST_CASE("eval JSON carries the documented keys") {
   duet::eval::EvalResult result;
-  result.zero_shot = duet::eval::ZeroShotResult{0.9, 0.99, 10, 10};
+  result.zero_shot.emplace();
+  result.zero_shot->top1 = 0.9;
+  result.zero_shot->top5 = 0.99;
   result.retrieval = duet::eval::RetrievalResult{};
+  duet::eval::BenchmarkResult benchmark;
+  benchmark.name = "fm/test";
+  benchmark.metrics = {{"acc1", 0.5}, {"acc5", std::nan("")}};
+  result.benchmarks.push_back(benchmark);
   const auto json = result.to_json();
-  for (const char* key : {"zero_shot_top1", "zero_shot_top5", "image_to_text_r1",
+  for (const char* key : {"zero_shot_top1", "zero_shot_top5", "image_to_text_r1", "fm/test/acc1",
                           "image_to_text_r5", "text_to_image_r1", "text_to_image_r5"}) {
     CHECK(json.contains(key));
   }
+  CHECK(json.at("fm/test/acc5").is_null());  // NaN (fewer than 5 classes) as null
 }
