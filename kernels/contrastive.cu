@@ -26,19 +26,56 @@
 namespace duet::kernels {
 namespace {
 
+// ---- the forward walks' tile: p resident when D fits
+// --------------------------------------------- With D up to kResidentD (512 for 16-bit inputs, 256
+// for fp32) a forward block keeps its 64 rows of p in shared memory for the whole walk and streams
+// only q.
+
+template <class E>
+constexpr int kResidentD = E::kTf32 ? 256 : 512;
+template <class E>
+constexpr int kResidentStride = kResidentD<E> + E::kPad;
+template <class E>
+constexpr int kResidentPBytes =
+    kBM* kResidentStride<E>* static_cast<int>(sizeof(typename E::Storage));
+
+template <class E, bool kResidentP>
+DUET_DEVICE void load_resident_p(typename E::Storage* p_res, const PairOperands& in, int64_t row0,
+                                 bool vec) {
+  if constexpr (kResidentP) {  // retired by the first tile's pipeline
+    load_tile<E, kResidentD<E>, kResidentStride<E>>(
+        p_res, static_cast<const typename E::Storage*>(in.p), in.rows, in.dim, row0, 0, vec);
+    cp_async_commit();
+  }
+}
+
+template <class E, bool kResidentP>
+DUET_DEVICE void walk_tile(float (&acc)[4][4], const Staging<E>& st,
+                           const typename E::Storage* p_res, const PairOperands& in, int64_t row0,
+                           int64_t col0, bool vec) {
+  if constexpr (kResidentP) {
+    tile_products_resident_p<E, kResidentStride<E>>(acc, st, p_res, in, col0, vec);
+  } else {
+    tile_products<E>(acc, st, in, row0, col0, vec);
+  }
+}
+
 // ---- InfoNCE forward: log-sum-exp statistics
 // ------------------------------------------------------- Block (x, y): rows [64x, 64x + 64)
 // against the column tiles y, y + splits, ... Each thread keeps a running (max, sum) for its two
 // rows; per tile, the column statistics of the block's 64 rows go to part_cols[x][col] (with
 // columns asked for). At the end the rows' statistics of this split go to part_rows[y][row].
 
-template <class E>
+template <class E, bool kResidentP>
 DUET_KERNEL void __launch_bounds__(kThreads, 1)
     softmax_stats_kernel(PairOperands in, float* part_rows, float* part_cols, int64_t splits,
                          bool vec) {
+  using S = typename E::Storage;
   DUET_DYNAMIC_SHARED(unsigned char, smem);
   const Staging<E> st = staging_at<E>(smem);
-  float* col_m = reinterpret_cast<float*>(smem + kStagingBytes<E>);  // [4 row groups][64]
+  S* p_res = reinterpret_cast<S*>(smem + kStagingBytes<E>);  // resident: [64][kResidentStride]
+  float* col_m = reinterpret_cast<float*>(smem + kStagingBytes<E> +
+                                          (kResidentP ? kResidentPBytes<E> : 0));  // [4][64]
   float* col_s = col_m + 4 * kBN;
   float* row_m = col_s + 4 * kBN;  // [2 column halves][64]
   float* row_s = row_m + 2 * kBM;
@@ -54,10 +91,11 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1)
 
   float run_m[2] = {-INFINITY, -INFINITY};
   float run_s[2] = {0.0f, 0.0f};
+  load_resident_p<E, kResidentP>(p_res, in, row0, vec);
   for (int64_t ct = blockIdx.y; ct < col_tiles; ct += splits) {
     const int64_t col0 = ct * kBN;
     float acc[4][4];
-    tile_products<E>(acc, st, in, row0, col0, vec);
+    walk_tile<E, kResidentP>(acc, st, p_res, in, row0, col0, vec);
     // s, with −inf outside the matrix.
     DUET_UNROLL
     for (int nt = 0; nt < 4; ++nt) {
@@ -163,13 +201,16 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1)
 // ---- SigLIP forward: Σ softplus(−z·(s + b))
 // -------------------------------------------------------
 
-template <class E>
+template <class E, bool kResidentP>
 DUET_KERNEL void __launch_bounds__(kThreads, 1)
     sigmoid_loss_kernel(PairOperands in, const float* bias_ptr, int64_t pos_offset,
                         double* partials, int64_t splits, bool vec) {
+  using S = typename E::Storage;
   DUET_DYNAMIC_SHARED(unsigned char, smem);
   const Staging<E> st = staging_at<E>(smem);
-  double* scratch = reinterpret_cast<double*>(smem + kStagingBytes<E>);  // [kThreads]
+  S* p_res = reinterpret_cast<S*>(smem + kStagingBytes<E>);  // resident: [64][kResidentStride]
+  double* scratch =
+      reinterpret_cast<double*>(smem + kStagingBytes<E> + (kResidentP ? kResidentPBytes<E> : 0));
   const float t = expf(*in.log_scale);
   const float bias = *bias_ptr;
   const int64_t row0 = int64_t{blockIdx.x} * kBM;
@@ -177,10 +218,11 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1)
   const FragmentPlace place = fragment_place();
 
   double total = 0.0;
+  load_resident_p<E, kResidentP>(p_res, in, row0, vec);
   for (int64_t ct = blockIdx.y; ct < col_tiles; ct += splits) {
     const int64_t col0 = ct * kBN;
     float acc[4][4];
-    tile_products<E>(acc, st, in, row0, col0, vec);
+    walk_tile<E, kResidentP>(acc, st, p_res, in, row0, col0, vec);
     float tile_total = 0.0f;
     DUET_UNROLL
     for (int nt = 0; nt < 4; ++nt) {
@@ -340,23 +382,29 @@ struct GradArgs {
   bool vec;
 };
 
-template <class E, int kDC>
-constexpr int kGradSmemBytes =
-    kStagingBytes<E> +
-    (kBM * kGStride<E> + kBN * kChunkStride<E, kDC>)*static_cast<int>(sizeof(typename E::Storage)) +
-    kThreads* static_cast<int>(sizeof(double));
+// Shared memory of grad_kernel. Resident (D <= kDC): p's 64 rows and q's tile whole, [64][kCS]
+// each, then G and the sums' scratch; the q tile serves both products. Streaming (D > kDC, one
+// launch per chunk of kDC columns of dp): the two stages, G, q's chunk and the scratch.
+template <class E, int kDC, bool kResident>
+constexpr int kGradSmemBytes = (kResident ? 0 : kStagingBytes<E>)+(
+                                   (kResident ? 2 : 1) * kBN * kChunkStride<E, kDC> +
+                                   kBM *
+                                       kGStride<E>)*static_cast<int>(sizeof(typename E::Storage)) +
+                               kThreads* static_cast<int>(sizeof(double));
 
-template <class E, int kDC, class Epilogue>
+template <class E, int kDC, class Epilogue, bool kResident>
 DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> args) {
   using S = typename E::Storage;
   constexpr int kNT = kDC / 16;  // n8 tiles of dp per warp (two warps share the 64 rows' kDC)
   constexpr int kGS = kGStride<E>;
   constexpr int kCS = kChunkStride<E, kDC>;
   DUET_DYNAMIC_SHARED(unsigned char, smem);
-  const Staging<E> st = staging_at<E>(smem);
-  S* g_s = reinterpret_cast<S*>(smem + kStagingBytes<E>);  // [64][kGS]: G / scale
-  S* chunk = g_s + kBM * kGS;                              // [64][kCS]: q[tile, d0 .. d0 + kDC)
-  double* scratch = reinterpret_cast<double*>(chunk + kBN * kCS);
+  const Staging<E> st = staging_at<E>(smem);  // streaming only
+  S* p_res = reinterpret_cast<S*>(smem);      // resident only: [64][kCS]
+  S* chunk = kResident ? p_res + kBM * kCS    // [64][kCS]: q[tile, d0 ..)
+                       : reinterpret_cast<S*>(smem + kStagingBytes<E>);
+  S* g_s = chunk + kBN * kCS;                                    // [64][kGS]: G / scale
+  double* scratch = reinterpret_cast<double*>(g_s + kBM * kGS);  // [kThreads]
 
   const PairOperands& in = args.in;
   Epilogue epi = args.epilogue;
@@ -385,16 +433,24 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> a
   }
   double sum1 = 0.0;
   double sum2 = 0.0;
+  if constexpr (kResident) {  // p's rows, all of D, once for the whole walk
+    load_tile<E, kDC, kCS>(p_res, static_cast<const S*>(in.p), in.rows, in.dim, row0, 0, args.vec);
+    cp_async_commit();
+  }
   for (int64_t ct = 0; ct < col_tiles; ++ct) {
     const int64_t col0 = ct * kBN;
-    // q's rows of this tile, columns d0 .. d0 + kDC: in flight while the tile of s is formed.
-    if (want_dp) {
-      load_tile<E, kDC, kCS>(chunk, static_cast<const S*>(in.q), in.cols, in.dim, col0, args.d0,
-                             args.vec);
-      cp_async_commit();
-    }
     float s_acc[4][4];
-    tile_products<E>(s_acc, st, in, row0, col0, args.vec);
+    if constexpr (kResident) {  // q's tile lands in `chunk`, where the second product reads it
+      tile_products_resident<E, kCS>(s_acc, p_res, chunk, in, col0, args.vec);
+    } else {
+      // q's rows of this tile, columns d0 .. d0 + kDC: in flight while the tile of s is formed.
+      if (want_dp) {
+        load_tile<E, kDC, kCS>(chunk, static_cast<const S*>(in.q), in.cols, in.dim, col0, args.d0,
+                               args.vec);
+        cp_async_commit();
+      }
+      tile_products<E>(s_acc, st, in, row0, col0, args.vec);
+    }
 
     float tile_sum1 = 0.0f;
     float tile_sum2 = 0.0f;
@@ -508,11 +564,23 @@ bool vector_loads(const PairOperands& in, DType dtype) {
          aligned16(in.q);
 }
 
-template <class E>
-constexpr int kStatsSmemBytes = kStagingBytes<E> + (4 * kBN + 4 * kBN + 4 * kBM) * 4;
-template <class E>
-constexpr int kSigmoidSmemBytes = kStagingBytes<E> + kThreads * 8;
+template <class E, bool kResidentP>
+constexpr int kStatsSmemBytes = kStagingBytes<E> + (kResidentP ? kResidentPBytes<E> : 0) +
+                                (4 * kBN + 4 * kBN + 4 * kBM) * 4;
+template <class E, bool kResidentP>
+constexpr int kSigmoidSmemBytes = kStagingBytes<E> +
+                                  (kResidentP ? kResidentPBytes<E> : 0) + kThreads * 8;
 constexpr int kReduceSmemBytes = kThreads * 8;
+
+template <class E, bool kResidentP>
+void launch_stats_kernel(const PairOperands& in, DType dtype, float* part_rows, float* part_cols,
+                         int64_t row_tiles, int64_t splits, void* stream) {
+  constexpr int kSmem = kStatsSmemBytes<E, kResidentP>;
+  DUET_SET_MAX_DYNAMIC_SMEM((softmax_stats_kernel<E, kResidentP>), kSmem);
+  DUET_LAUNCH((softmax_stats_kernel<E, kResidentP>),
+              dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(splits)), dim3(kThreads),
+              kSmem, stream, in, part_rows, part_cols, splits, vector_loads(in, dtype));
+}
 
 // LSE of the rows of s (and of its columns when lse_cols is not null) through partials.
 template <class E>
@@ -520,12 +588,12 @@ void stats(const PairOperands& in, DType dtype, float* lse_rows, float* lse_cols
            float* part_cols, void* stream) {
   const int64_t splits = column_splits(in.rows, in.cols);
   const int64_t row_tiles = ceil_div(in.rows, kBM);
-  constexpr int kSmem = kStatsSmemBytes<E>;
-  DUET_SET_MAX_DYNAMIC_SMEM(softmax_stats_kernel<E>, kSmem);
-  DUET_LAUNCH(softmax_stats_kernel<E>,
-              dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(splits)), dim3(kThreads),
-              kSmem, stream, in, part_rows, lse_cols != nullptr ? part_cols : nullptr, splits,
-              vector_loads(in, dtype));
+  float* cols = lse_cols != nullptr ? part_cols : nullptr;
+  if (in.dim <= kResidentD<E>) {
+    launch_stats_kernel<E, true>(in, dtype, part_rows, cols, row_tiles, splits, stream);
+  } else {
+    launch_stats_kernel<E, false>(in, dtype, part_rows, cols, row_tiles, splits, stream);
+  }
   DUET_LAUNCH(merge_lse_kernel, dim3(static_cast<unsigned>(ceil_div(in.rows, kThreads))),
               dim3(kThreads), 0, stream, part_rows, splits, in.rows, lse_rows);
   if (lse_cols != nullptr) {
@@ -542,40 +610,46 @@ void positives(const void* p, const void* q, int64_t n, int64_t dim, int64_t off
               dim3(kThreads), 0, stream, p, q, n, dim, offset, pos);
 }
 
-// The widest column chunk of dp for a dtype: bounded by shared memory (A100's 163 KiB).
+// The widest column chunk of dp for a dtype (= the widest D kept resident): bounded by shared
+// memory, A100's 163 KiB.
 template <class E>
-constexpr int kMaxChunk = E::kTf32 ? 256 : 512;
+constexpr int kMaxChunk = kResidentD<E>;
 
-template <class E, int kDC, class Epilogue>
-void grad_chunk(const GradArgs<Epilogue>& args, int64_t row_tiles, void* stream) {
-  constexpr int kSmem = kGradSmemBytes<E, kDC>;
-  DUET_SET_MAX_DYNAMIC_SMEM((grad_kernel<E, kDC, Epilogue>), kSmem);
-  DUET_LAUNCH((grad_kernel<E, kDC, Epilogue>), dim3(static_cast<unsigned>(row_tiles)),
+template <class E, int kDC, bool kResident, class Epilogue>
+void grad_launch(const GradArgs<Epilogue>& args, int64_t row_tiles, void* stream) {
+  constexpr int kSmem = kGradSmemBytes<E, kDC, kResident>;
+  DUET_SET_MAX_DYNAMIC_SMEM((grad_kernel<E, kDC, Epilogue, kResident>), kSmem);
+  DUET_LAUNCH((grad_kernel<E, kDC, Epilogue, kResident>), dim3(static_cast<unsigned>(row_tiles)),
               dim3(kThreads), kSmem, stream, args);
 }
 
-// dp in column chunks of at most kMaxChunk<E> columns, each launch recomputing the tiles of s
-// (none but the first when D fits one chunk); the sums' partials (when `partials` is not null)
-// come from the first launch. grad_p null: one launch for the sums alone.
+// D up to kMaxChunk<E>: one launch, p resident and one q tile for both products, chunk width the
+// smallest of 64..kMaxChunk that holds D. Beyond: dp in chunks of kMaxChunk<E> columns, one
+// streaming launch each (each recomputes the tiles of s); the sums' partials (when `partials` is
+// not null) come from the first. grad_p null: only the sums.
 template <class E, class Epilogue>
 void grad(const PairOperands& in, DType dtype, const Epilogue& epilogue, const float* grad_output,
           void* grad_p, double* partials, void* stream) {
   const int64_t row_tiles = ceil_div(in.rows, kBM);
   const bool vec = vector_loads(in, dtype);
+  if (in.dim <= kMaxChunk<E>) {
+    const GradArgs<Epilogue> args{in, epilogue, 0, grad_output, grad_p, partials, vec};
+    if (in.dim <= 64) {
+      grad_launch<E, 64, true>(args, row_tiles, stream);
+    } else if (in.dim <= 128) {
+      grad_launch<E, 128, true>(args, row_tiles, stream);
+    } else if (in.dim <= 256) {
+      grad_launch<E, 256, true>(args, row_tiles, stream);
+    } else {
+      grad_launch<E, kMaxChunk<E>, true>(args, row_tiles, stream);
+    }
+    return;
+  }
   const int64_t chunk_end = grad_p == nullptr ? 1 : in.dim;
   for (int64_t d0 = 0; d0 < chunk_end; d0 += kMaxChunk<E>) {
     const GradArgs<Epilogue> args{
         in, epilogue, d0, grad_output, grad_p, d0 == 0 ? partials : nullptr, vec};
-    const int64_t width = grad_p == nullptr ? 1 : in.dim - d0;
-    if (width <= 64) {
-      grad_chunk<E, 64>(args, row_tiles, stream);
-    } else if (width <= 128) {
-      grad_chunk<E, 128>(args, row_tiles, stream);
-    } else if (width <= 256 || kMaxChunk<E> == 256) {
-      grad_chunk<E, 256>(args, row_tiles, stream);
-    } else {
-      grad_chunk<E, kMaxChunk<E>>(args, row_tiles, stream);
-    }
+    grad_launch<E, kMaxChunk<E>, false>(args, row_tiles, stream);
   }
 }
 
@@ -722,6 +796,16 @@ void infonce_backward_typed(const InfoNCEBackwardParams& params, void* stream) {
   }
 }
 
+template <class E, bool kResidentP>
+void launch_sigmoid_kernel(const PairOperands& xy, const LossOperands& in, double* partials,
+                           int64_t row_tiles, int64_t splits, void* stream) {
+  constexpr int kSmem = kSigmoidSmemBytes<E, kResidentP>;
+  DUET_SET_MAX_DYNAMIC_SMEM((sigmoid_loss_kernel<E, kResidentP>), kSmem);
+  DUET_LAUNCH((sigmoid_loss_kernel<E, kResidentP>),
+              dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(splits)), dim3(kThreads),
+              kSmem, stream, xy, in.bias, in.offset, partials, splits, vector_loads(xy, in.dtype));
+}
+
 template <class E>
 void siglip_forward_typed(const SigLipForwardParams& params, void* stream) {
   const LossOperands& in = params.in;
@@ -729,11 +813,11 @@ void siglip_forward_typed(const SigLipForwardParams& params, void* stream) {
   const int64_t splits = column_splits(in.n, in.m);
   const int64_t row_tiles = ceil_div(in.n, kBM);
   double* partials = static_cast<double*>(params.workspace);
-  constexpr int kSmem = kSigmoidSmemBytes<E>;
-  DUET_SET_MAX_DYNAMIC_SMEM(sigmoid_loss_kernel<E>, kSmem);
-  DUET_LAUNCH(sigmoid_loss_kernel<E>,
-              dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>(splits)), dim3(kThreads),
-              kSmem, stream, xy, in.bias, in.offset, partials, splits, vector_loads(xy, in.dtype));
+  if (in.dim <= kResidentD<E>) {
+    launch_sigmoid_kernel<E, true>(xy, in, partials, row_tiles, splits, stream);
+  } else {
+    launch_sigmoid_kernel<E, false>(xy, in, partials, row_tiles, splits, stream);
+  }
   sum_partials(partials, row_tiles * splits, 1, static_cast<float>(1.0 / static_cast<double>(in.n)),
                nullptr, params.loss, nullptr, stream);
 }

@@ -170,10 +170,11 @@ DUET_DEVICE void load_tile(typename E::Storage* dst, const typename E::Storage* 
 // product at row 16·(w % 4) + lane/4 + 8·(i ≥ 2), column 32·(w / 4) + 8·nt + 2·(lane % 4) + (i & 1)
 // (the mma accumulator layout).
 
-template <class E>
-DUET_DEVICE void mma_slice(float (&acc)[4][4], const typename E::Storage* p_s,
-                           const typename E::Storage* q_s) {
-  constexpr int kStride = kStageStride<E>;
+// One slice of kBK columns of D: acc += a·bᵀ for a = p's 64 rows (row stride kAStride) and b = q's
+// 64 rows (row stride kBStride), both pointing at the slice's first column.
+template <class E, int kAStride, int kBStride>
+DUET_DEVICE void mma_slice(float (&acc)[4][4], const typename E::Storage* a_s,
+                           const typename E::Storage* b_s) {
   const int lane = lane_id();
   const int wm = warp_id() % 4;
   const int wn = warp_id() / 4;
@@ -182,12 +183,12 @@ DUET_DEVICE void mma_slice(float (&acc)[4][4], const typename E::Storage* p_s,
     const int t = lane & 3;
     DUET_UNROLL
     for (int kk = 0; kk < kBK; kk += 8) {
-      const float* ar = p_s + (wm * 16 + g) * kStride + kk;
-      const float a[4] = {smem_load(ar + t), smem_load(ar + 8 * kStride + t), smem_load(ar + t + 4),
-                          smem_load(ar + 8 * kStride + t + 4)};
+      const float* ar = a_s + (wm * 16 + g) * kAStride + kk;
+      const float a[4] = {smem_load(ar + t), smem_load(ar + 8 * kAStride + t),
+                          smem_load(ar + t + 4), smem_load(ar + 8 * kAStride + t + 4)};
       DUET_UNROLL
       for (int nt = 0; nt < 4; ++nt) {
-        const float* br = q_s + (wn * 32 + nt * 8 + g) * kStride + kk;
+        const float* br = b_s + (wn * 32 + nt * 8 + g) * kBStride + kk;
         const float b[2] = {smem_load(br + t), smem_load(br + t + 4)};
         mma_3xtf32(acc[nt], a, b);
       }
@@ -196,12 +197,12 @@ DUET_DEVICE void mma_slice(float (&acc)[4][4], const typename E::Storage* p_s,
     DUET_UNROLL
     for (int kk = 0; kk < kBK; kk += 16) {
       uint32_t a[4];
-      ldmatrix_x4(
-          a, p_s + (wm * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + kk + (lane >> 4) * 8);
+      ldmatrix_x4(a, a_s + (wm * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kAStride + kk +
+                         (lane >> 4) * 8);
       DUET_UNROLL
       for (int np = 0; np < 2; ++np) {
         uint32_t b[4];
-        ldmatrix_x4(b, q_s + (wn * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8) * kStride + kk +
+        ldmatrix_x4(b, b_s + (wn * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8) * kBStride + kk +
                            ((lane >> 3) & 1) * 8);
         const uint32_t b0[2] = {b[0], b[1]};
         const uint32_t b1[2] = {b[2], b[3]};
@@ -212,15 +213,7 @@ DUET_DEVICE void mma_slice(float (&acc)[4][4], const typename E::Storage* p_s,
   }
 }
 
-// acc = p[row0 .. +64) · q[col0 .. +64)ᵀ over all of D, two stages in flight. Returns with every
-// cp.async group of the thread retired (so a chunk the caller committed before is in place too)
-// and the block synchronised.
-template <class E>
-DUET_DEVICE void tile_products(float (&acc)[4][4], const Staging<E>& st, const PairOperands& in,
-                               int64_t row0, int64_t col0, bool vec) {
-  using S = typename E::Storage;
-  const S* p = static_cast<const S*>(in.p);
-  const S* q = static_cast<const S*>(in.q);
+DUET_DEVICE void zero(float (&acc)[4][4]) {
   DUET_UNROLL
   for (auto& row : acc) {
     DUET_UNROLL
@@ -228,26 +221,82 @@ DUET_DEVICE void tile_products(float (&acc)[4][4], const Staging<E>& st, const P
       v = 0.0f;
     }
   }
-  const int slices = static_cast<int>(div_up(in.dim, kBK));
-  load_tile<E, kBK, kStageStride<E>>(st.p(0), p, in.rows, in.dim, row0, 0, vec);
-  load_tile<E, kBK, kStageStride<E>>(st.q(0), q, in.cols, in.dim, col0, 0, vec);
+}
+
+// The walk over D's slices with one slice in flight: load(k) issues slice k's copies, compute(k)
+// uses it once every thread's copies have landed. Returns with every cp.async group of the thread
+// retired (so whatever the caller committed before is in place too) and the block synchronised.
+template <class Load, class Compute>
+DUET_DEVICE void slice_pipeline(int slices, const Load& load, const Compute& compute) {
+  load(0);
   cp_async_commit();
   for (int k = 0; k < slices; ++k) {
     if (k + 1 < slices) {
-      const int next = (k + 1) & 1;
-      load_tile<E, kBK, kStageStride<E>>(st.p(next), p, in.rows, in.dim, row0, int64_t{k + 1} * kBK,
-                                         vec);
-      load_tile<E, kBK, kStageStride<E>>(st.q(next), q, in.cols, in.dim, col0, int64_t{k + 1} * kBK,
-                                         vec);
+      load(k + 1);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     block_sync();
-    mma_slice<E>(acc, st.p(k & 1), st.q(k & 1));
-    block_sync();
+    compute(k);
+    block_sync();  // before the next load overwrites what compute read
   }
+}
+
+// acc = p[row0 .. +64) · q[col0 .. +64)ᵀ over all of D, both operands streamed through the two
+// stages.
+template <class E>
+DUET_DEVICE void tile_products(float (&acc)[4][4], const Staging<E>& st, const PairOperands& in,
+                               int64_t row0, int64_t col0, bool vec) {
+  using S = typename E::Storage;
+  constexpr int kStride = kStageStride<E>;
+  const S* p = static_cast<const S*>(in.p);
+  const S* q = static_cast<const S*>(in.q);
+  zero(acc);
+  slice_pipeline(
+      static_cast<int>(div_up(in.dim, kBK)),
+      [&](int k) {
+        load_tile<E, kBK, kStride>(st.p(k & 1), p, in.rows, in.dim, row0, int64_t{k} * kBK, vec);
+        load_tile<E, kBK, kStride>(st.q(k & 1), q, in.cols, in.dim, col0, int64_t{k} * kBK, vec);
+      },
+      [&](int k) { mma_slice<E, kStride, kStride>(acc, st.p(k & 1), st.q(k & 1)); });
+}
+
+// The same with the block's 64 rows of p resident in shared memory (row stride kPStride, all of D,
+// loaded once by the caller): only q is streamed, halving what each tile reads.
+template <class E, int kPStride>
+DUET_DEVICE void tile_products_resident_p(float (&acc)[4][4], const Staging<E>& st,
+                                          const typename E::Storage* p_resident,
+                                          const PairOperands& in, int64_t col0, bool vec) {
+  using S = typename E::Storage;
+  constexpr int kStride = kStageStride<E>;
+  const S* q = static_cast<const S*>(in.q);
+  zero(acc);
+  slice_pipeline(
+      static_cast<int>(div_up(in.dim, kBK)),
+      [&](int k) {
+        load_tile<E, kBK, kStride>(st.q(k & 1), q, in.cols, in.dim, col0, int64_t{k} * kBK, vec);
+      },
+      [&](int k) { mma_slice<E, kPStride, kStride>(acc, p_resident + k * kBK, st.q(k & 1)); });
+}
+
+// The same with p resident and q's tile landing whole in `q_tile` (row stride kStride, slice k
+// at column k·BK), where it stays for the caller's next product with it.
+template <class E, int kStride>
+DUET_DEVICE void tile_products_resident(float (&acc)[4][4], const typename E::Storage* p_resident,
+                                        typename E::Storage* q_tile, const PairOperands& in,
+                                        int64_t col0, bool vec) {
+  using S = typename E::Storage;
+  const S* q = static_cast<const S*>(in.q);
+  zero(acc);
+  slice_pipeline(
+      static_cast<int>(div_up(in.dim, kBK)),
+      [&](int k) {
+        load_tile<E, kBK, kStride>(q_tile + k * kBK, q, in.cols, in.dim, col0, int64_t{k} * kBK,
+                                   vec);
+      },
+      [&](int k) { mma_slice<E, kStride, kStride>(acc, p_resident + k * kBK, q_tile + k * kBK); });
 }
 
 // Where this thread's accumulator elements sit in the tile.

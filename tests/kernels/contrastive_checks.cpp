@@ -506,27 +506,35 @@ constexpr DType kFp16 = DType::kFloat16;
 constexpr DType kFp32 = DType::kFloat32;
 }  // namespace
 
-// Each size appears with every dtype somewhere; D = 1152 (SigLIP so400m) and the 300-row cases
-// are few because emulation runs every lane of every mma.
+// Each size appears with every dtype somewhere, and every kernel variant runs: p resident with
+// D up to 64, 128, 256, 512 (fp32: 256), and streamed in chunks beyond (D 300 fp32, 520, 1152).
+// D = 1152 (SigLIP so400m) and the 300-row cases are few: emulation runs every lane of every mma.
 std::vector<Case> infonce_one_process_cases() {
   return {one_process(1, 8, kBf16),           one_process(7, 64, kFp16, 1.0),
           one_process(64, 8, kFp32, 100.0),   one_process(129, 520, kBf16),
           one_process(300, 64, kFp16, 100.0), one_process(7, 1152, kFp32),
-          one_process(129, 64, kFp32),        one_process(64, 1152, kBf16, 100.0)};
+          one_process(129, 64, kFp32),        one_process(64, 1152, kBf16, 100.0),
+          one_process(65, 300, kBf16),        one_process(33, 256, kFp32, 100.0),
+          one_process(9, 512, kFp16)};
 }
 
 std::vector<Case> infonce_gathered_cases() {
   return {gathered(1, 7, 6, 8, kBf16),        gathered(7, 129, 64, 64, kFp32, 1.0),
           gathered(64, 300, 129, 520, kFp16), gathered(129, 300, 171, 8, kBf16, 100.0),
-          gathered(7, 300, 0, 1152, kBf16),   gathered(64, 129, 65, 64, kFp32, 100.0)};
+          gathered(7, 300, 0, 1152, kBf16),   gathered(64, 129, 65, 64, kFp32, 100.0),
+          gathered(7, 129, 100, 200, kFp16),  gathered(5, 70, 60, 300, kFp32, 10.0)};
 }
 
 std::vector<Case> siglip_cases() {
-  std::vector<Case> cases = {
-      one_process(1, 8, kFp32, 10.0),           one_process(7, 520, kBf16, 100.0),
-      one_process(129, 64, kFp16, 1.0),         one_process(300, 8, kBf16, 10.0),
-      gathered(7, 300, 293, 64, kFp32, 10.0),   gathered(64, 129, 0, 1152, kBf16, 10.0),
-      gathered(129, 300, 64, 520, kFp16, 100.0)};
+  std::vector<Case> cases = {one_process(1, 8, kFp32, 10.0),
+                             one_process(7, 520, kBf16, 100.0),
+                             one_process(129, 64, kFp16, 1.0),
+                             one_process(300, 8, kBf16, 10.0),
+                             gathered(7, 300, 293, 64, kFp32, 10.0),
+                             gathered(64, 129, 0, 1152, kBf16, 10.0),
+                             gathered(129, 300, 64, 520, kFp16, 100.0),
+                             one_process(65, 512, kBf16, 10.0),
+                             gathered(9, 64, 55, 256, kFp32, 10.0)};
   for (size_t i = 0; i < cases.size(); ++i) {
     cases[i].bias = i % 2 == 0 ? -10.0 : 10.0;
   }

@@ -65,7 +65,8 @@ void check_misaligned_start(const Backend& backend);
 // Backward with only d log t asked for writes it right and nothing else.
 void check_unrequested_gradients(const Backend& backend);
 
-// The matrix every backend runs: n, M in {1, 7, 64, 129, 300}, D in {8, 64, 520, 1152}, gathered
+// The matrix every backend runs: n, M in {1, 7, 64, 129, 300}, D in {8, 64, 200, 256, 300, 512,
+// 520, 1152} (every kernel variant: resident p up to 512, streamed beyond), gathered
 // offsets, t 1..100, b ±10 (SigLIP, alternating), each dtype; and rows that are not whole 16-byte
 // chunks (D = 7 bf16, 100 fp16, 13 fp32), which take the element-wise loads.
 std::vector<Case> infonce_one_process_cases();
