@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/test_util.h"
 #include "config/loader.h"
+#include "duet/build_info.h"
 
 using duet::config::Config;
 using duet::config::load;
@@ -122,6 +123,19 @@ TEST_CASE("cross-field rules are checked on programmatic configs too") {
   REQUIRE(problems.size() == 1);
   CHECK_THAT(problems[0],
              Catch::Contains("model.text.width (100) must be divisible by model.text.heads (8)"));
+}
+
+TEST_CASE("train and distributed combinations that cannot run are refused at load") {
+  CHECK_THAT(config_error_of([] {
+               load_string("distributed: {backend: nccl}\ntrain: {device: cpu}\n", "nccl.yaml");
+             }),
+             Catch::Contains("distributed.backend 'nccl' needs train.device 'cuda' or 'auto'"));
+  if (!DUET_NCCL) {  // a build without NCCL refuses it before any rank starts
+    CHECK_THAT(config_error_of([] { load_string("distributed: {backend: nccl}\n", "n.yaml"); }),
+               Catch::Contains("built without NCCL"));
+  }
+  CHECK_THAT(config_error_of([] { load_string("data: {workers: -2}\n", "w.yaml"); }),
+             Catch::Contains("data.workers"));
 }
 
 TEST_CASE("the reference lists every key with its default") {
