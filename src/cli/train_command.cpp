@@ -39,6 +39,7 @@ void add_train_command(CLI::App& root, Registry& registry) {
     std::string file;
     std::vector<std::string> overrides;
     int64_t stop_after = 0;
+    bool check_syncs = false;
   };
   auto args = std::make_shared<TrainArgs>();
   CLI::App* train = root.add_subcommand(
@@ -51,11 +52,15 @@ void add_train_command(CLI::App& root, Registry& registry) {
                    "Stop after N optimiser steps of this invocation, with a checkpoint, as if "
                    "interrupted (resume with checkpoint.resume=latest)")
       ->check(CLI::NonNegativeNumber);
+  train->add_flag("--check-syncs", args->check_syncs,
+                  "Fail when a step makes the host wait for the GPU outside logging, evaluation "
+                  "and checkpoint steps (CUDA's sync debug mode; CUDA builds)");
   registry.add(train, [args] {
     const config::Config config = load_config(args->file, args->overrides);
     train::TrainOptions options;
     options.default_run_name = std::filesystem::path(args->file).stem().string();
     options.stop_after = args->stop_after;
+    options.check_host_syncs = args->check_syncs;
     const train::TrainResult result = train::train(config, options);
     if (result.rank != 0) {  // rank 0 reports for the job
       return;
