@@ -379,7 +379,14 @@ for n in 4096 16384 32768; do
     name="bench_${n}_$dtype"
     if gpu_run "$name" 120 duet bench loss --device cuda --n "$n" --dim 512 --dtype "$dtype" \
           --impl "$IMPLS" --repeats 5; then
-      [[ $DRY -eq 1 ]] || BENCH_ROWS+=("$(grep -E '^\| (reference|tiled|fused) ' "$WORK/logs/$name.log")")
+      if [[ $DRY -eq 0 ]]; then
+        BENCH_ROWS+=("$(grep -E '^\| (reference|tiled|fused) ' "$WORK/logs/$name.log")")
+        if grep -q "| failed:" "$WORK/logs/$name.log"; then
+          row "duet bench loss --device cuda N=$n $dtype" "FAIL" "$LAST_SECONDS s" \
+            "$(grep -m1 -o 'failed:[^|]*' "$WORK/logs/$name.log")"
+          FAILED=1
+        fi
+      fi
     else
       row "duet bench loss --device cuda N=$n $dtype" "FAIL" "$LAST_SECONDS s" "log: logs/$name.log"
       FAILED=1

@@ -105,3 +105,25 @@ TEST_CASE("metrics split step time into data wait and compute; SigLIP logs its b
     CHECK(record.at("logit_scale") == Approx(10.0).epsilon(0.05));
   }
 }
+
+TEST_CASE("resuming from a checkpoint saved while the next batches were prepared is exact",
+          "[train][checkpoint]") {
+  // At a periodic checkpoint the device feeder has already drawn the next step's batches; the
+  // checkpoint must hold the position after the batches used, not after those drawn ahead.
+  TempDir out;
+  const std::string dir = out.path().string();
+  const auto whole = duet::train::train(
+      synthetic_run().config(dir, "whole", "cpu", 6, {"checkpoint.every_steps=2"}), {});
+  const std::string step2 = whole.run_dir + "/checkpoints/step-00000002";
+  const auto resumed = duet::train::train(
+      synthetic_run().config(dir, "from-step-2", "cpu", 6, {"checkpoint.resume=" + step2}), {});
+  CHECK(resumed.steps == 6);
+  const auto expected = logged_losses(whole.run_dir);
+  const auto got = logged_losses(resumed.run_dir);  // steps 3 to 6
+  REQUIRE(expected.size() == 6);
+  REQUIRE(got.size() == 4);
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("step " << i + 3);
+    CHECK(got[i] == Approx(expected[i + 2]).epsilon(1e-6));
+  }
+}
