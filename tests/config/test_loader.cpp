@@ -47,7 +47,7 @@ TEST_CASE("an empty config is the documented defaults") {
   CHECK(duet::config::check_consistency(c).empty());
 }
 
-TEST_CASE("includes merge deeply; later files and --set win; lists are replaced whole") {
+TEST_CASE("includes merge deeply, later files and --set win, lists are replaced whole") {
   TempDir dir;
   write_file(dir / "models/base.yaml",
              "model:\n  embed_dim: 64\n  vision:\n    width: 96\n    layers: 3\n"
@@ -64,7 +64,7 @@ TEST_CASE("includes merge deeply; later files and --set win; lists are replaced 
   CHECK(c.data.train == std::vector<std::string>{"c.tar"});
 }
 
-TEST_CASE("a mapping given to --set sets every key under it; the last --set wins") {
+TEST_CASE("a mapping given to --set sets every key under it, and the last --set wins") {
   const Config c = load_string("", "x.yaml",
                                {"model.vision={width: 64, heads: 2}", "train.seed=3",
                                 "train.seed=4", "data.mean=[0.5, 0.5, 0.5]"});

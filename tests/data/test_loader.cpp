@@ -284,7 +284,7 @@ TEST_CASE("loader: ranks read disjoint parts and make equal numbers of training 
   }
 }
 
-TEST_CASE("loader: with fewer shards than ranks, samples are split; empty ranks fail at start") {
+TEST_CASE("loader: with fewer shards than ranks, samples are split, and empty ranks fail at start") {
   TempDir dir("dist2");
   write_valid_shard(dir.file("one.tar"), "k", 9);
   std::set<std::string> seen;

@@ -392,7 +392,7 @@ TEST_CASE("load_weights reads duet checkpoints and export directories, and rejec
              Catch::Contains("junk.safetensors"));
 }
 
-TEST_CASE("lock_image freezes the image tower; the optimiser leaves it out", "[export][lit]") {
+TEST_CASE("lock_image freezes the image tower, and the optimiser leaves it out", "[export][lit]") {
   config::Config config = clip_config();
   config.model.lock_image = true;
   ClipModel model = build(config.model, 40);

@@ -75,7 +75,7 @@ TEST_CASE("gloo with one process runs the collective path and logs the same loss
   }
 }
 
-TEST_CASE("metrics split step time into data wait and compute; SigLIP logs its bias",
+TEST_CASE("metrics split step time into data wait and compute, and SigLIP logs its bias",
           "[train][metrics]") {
   TempDir out;
   const auto clip =
