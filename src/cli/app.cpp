@@ -8,7 +8,9 @@
 #include "common/logging.h"
 #include "common/torch_runtime.h"
 #include "config/loader.h"
+#include "distributed/communicator.h"
 #include "duet/build_info.h"
+#include "losses/implementation.h"
 
 namespace duet::cli {
 
@@ -37,9 +39,14 @@ std::function<void()> Registry::selected() const {
 
 namespace {
 
+// What this build can do, each answer from the code that decides it (not from a build flag that
+// only says a toolkit was found): whether the fused loss kernels exist, whether the NCCL
+// communicator was compiled in.
 std::string version_text() {
-  return fmt::format("duet {} (LibTorch {}, CUDA kernels {}, NCCL {})", DUET_VERSION,
-                     DUET_TORCH_VERSION, DUET_CUDA ? "on" : "off", DUET_NCCL ? "on" : "off");
+  return fmt::format("duet {} (LibTorch {}; fused CUDA loss kernels: {}; NCCL communicator: {})",
+                     DUET_VERSION, DUET_TORCH_VERSION,
+                     losses::fused_kernels_available() ? "yes" : "no",
+                     distributed::nccl_available() ? "yes" : "no");
 }
 
 // Parses the command line and runs the selected command; run() maps what it throws to an exit

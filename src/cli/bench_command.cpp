@@ -1,12 +1,18 @@
 // `duet bench loss`: forward + backward time and peak memory of the contrastive loss
 // implementations, printed as a Markdown table (docs/benchmarks.md holds the results).
 // Every implementation is measured in forked child processes, so no measurement inherits
-// another's heap, and the parent never runs LibTorch work (no OpenMP pool crosses a fork):
+// another's heap, and the parent never runs LibTorch work (no OpenMP pool crosses a fork) and
+// never touches CUDA (a CUDA context does not survive fork(); each child makes its own).
+// On the CPU (--device cpu):
 //   time:   a child runs one warm-up, then --repeats timed forward + backward passes (median);
 //   memory: a child with glibc's mmap threshold fixed at 128 KiB (freed blocks go straight back
 //           to the kernel) runs one warm-up, resets its peak RSS (/proc/self/clear_refs), runs
 //           once more and reports peak RSS minus the RSS before that run (inputs resident,
 //           no gradients yet: the gradients it allocates count).
+// On a GPU (--device cuda), one child per implementation:
+//   memory: after a warm-up, the caching allocator's peak of allocated bytes during one pass
+//           minus the bytes allocated before it (inputs resident, gradients counted);
+//   time:   --repeats passes, each timed by CUDA events around it on the stream (median).
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +27,11 @@
 #include <string>
 #include <vector>
 
+#include <c10/core/CachingDeviceAllocator.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <fmt/format.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
@@ -47,6 +57,7 @@ struct LossBenchOptions {
   int threads = 0;
   std::string dtype = "float32";
   int64_t seed = 0;
+  std::string device = "cpu";
 };
 
 enum class Measure { kTime, kMemory };
@@ -100,13 +111,15 @@ struct BenchInputs {
   torch::Tensor logit_scale, logit_bias;
 };
 
-BenchInputs make_inputs(const LossBenchOptions& o) {
+// The same values on every device: drawn on the CPU from --seed, then moved.
+BenchInputs make_inputs(const LossBenchOptions& o, const torch::Device& device) {
   torch::manual_seed(static_cast<uint64_t>(o.seed));
   const auto dtype = embedding_dtype(o.dtype);
   const int64_t m = o.m > 0 ? o.m : o.n;
   auto embeddings = [&](int64_t rows) {
     const torch::Tensor x = torch::randn({rows, o.dim});
-    return (x / x.norm(2, 1, true)).to(dtype).requires_grad_();  // [rows, D], L2-normalised
+    // [rows, D], L2-normalised
+    return (x / x.norm(2, 1, true)).to(device, dtype).requires_grad_();
   };
   BenchInputs in;
   const torch::Tensor image_all = embeddings(m);
@@ -118,9 +131,10 @@ BenchInputs make_inputs(const LossBenchOptions& o) {
     in.batch = {image_all.narrow(0, 0, o.n), text_all.narrow(0, 0, o.n), image_all, text_all, 0};
   }
   const bool siglip = o.type == "siglip";
-  in.logit_scale = torch::tensor(siglip ? std::log(10.0) : std::log(1 / 0.07)).requires_grad_();
+  in.logit_scale =
+      torch::tensor(siglip ? std::log(10.0) : std::log(1 / 0.07)).to(device).requires_grad_();
   if (siglip) {
-    in.logit_bias = torch::tensor(-10.0).requires_grad_();
+    in.logit_bias = torch::tensor(-10.0).to(device).requires_grad_();
   }
   in.leaves = {image_all, text_all, in.logit_scale};
   if (siglip) {
@@ -135,13 +149,70 @@ void drop_grads(BenchInputs& in) {
   }
 }
 
-// One forward + backward, from no gradients; returns the loss.
-double step(BenchInputs& in, const config::LossConfig& config) {
+// One forward + backward, from no gradients; returns the loss (not read: on a GPU the work is
+// only queued).
+torch::Tensor forward_backward(BenchInputs& in, const config::LossConfig& config) {
   drop_grads(in);
   const torch::Tensor loss =
       losses::contrastive_loss(in.batch, in.logit_scale, in.logit_bias, config);
   loss.backward();
-  return loss.item<double>();
+  return loss.detach();
+}
+
+double step(BenchInputs& in, const config::LossConfig& config) {
+  return forward_backward(in, config).item<double>();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t k = values.size();
+  return k % 2 == 1 ? values[k / 2] : 0.5 * (values[k / 2 - 1] + values[k / 2]);
+}
+
+config::LossConfig loss_config(const LossBenchOptions& o, const std::string& impl) {
+  config::LossConfig config;
+  config.type = *config::parse<config::LossType>(o.type);  // CLI11 checked the spelling
+  config.implementation = parse_implementation(impl);
+  config.tile_size = o.tile;
+  return config;
+}
+
+// Runs in the child, on CUDA device 0: memory from the caching allocator's statistics, time from
+// CUDA events on the current stream. Device-generic c10 calls: no CUDA header needed.
+Measurement measure_cuda(const LossBenchOptions& o, const std::string& impl) {
+  if (!torch::cuda::is_available()) {
+    fail("bench loss --device cuda: LibTorch sees no CUDA device (driver, CUDA_VISIBLE_DEVICES)");
+  }
+  const torch::Device device(torch::kCUDA, 0);
+  const config::LossConfig config = loss_config(o, impl);
+  BenchInputs in = make_inputs(o, device);
+  Measurement r;
+  r.loss = step(in, config);  // warm-up: cuBLAS handles, kernels loaded, allocator pools
+  c10::DeviceAllocator* allocator = c10::getDeviceAllocator(torch::kCUDA);
+  constexpr auto kAll = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+  drop_grads(in);  // the measured pass allocates them anew: they count as its memory
+  torch::cuda::synchronize();
+  const int64_t before = allocator->getDeviceStats(0).allocated_bytes[kAll].current;
+  allocator->resetPeakStats(0);
+  step(in, config);
+  const int64_t peak = allocator->getDeviceStats(0).allocated_bytes[kAll].peak;
+  r.peak_mib = static_cast<double>(peak - before) / (1024.0 * 1024.0);
+
+  const c10::impl::VirtualGuardImpl guard(torch::kCUDA);
+  const c10::Stream stream = guard.getStream(device);
+  std::vector<double> ms;
+  for (int64_t i = 0; i < o.repeats; ++i) {
+    c10::Event start(torch::kCUDA, c10::EventFlag::BACKEND_DEFAULT);
+    c10::Event end(torch::kCUDA, c10::EventFlag::BACKEND_DEFAULT);
+    start.record(stream);
+    forward_backward(in, config);
+    end.record(stream);
+    end.synchronize();
+    ms.push_back(start.elapsedTime(end));
+  }
+  r.ms = median(ms);
+  r.ok = true;
+  return r;
 }
 
 // Runs in the child.
@@ -151,11 +222,8 @@ Measurement measure(const LossBenchOptions& o, const std::string& impl, Measure 
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
   }
   set_num_threads(o.threads);
-  config::LossConfig config;
-  config.type = *config::parse<config::LossType>(o.type);  // CLI11 checked the spelling
-  config.implementation = parse_implementation(impl);
-  config.tile_size = o.tile;
-  BenchInputs in = make_inputs(o);
+  const config::LossConfig config = loss_config(o, impl);
+  BenchInputs in = make_inputs(o, torch::kCPU);
   Measurement r;
   r.loss = step(in, config);  // warm-up: thread pools, BLAS buffers, first-touch of the inputs
   if (what == Measure::kMemory) {
@@ -173,9 +241,7 @@ Measurement measure(const LossBenchOptions& o, const std::string& impl, Measure 
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
               .count());
     }
-    std::sort(ms.begin(), ms.end());
-    const size_t k = ms.size();
-    r.ms = k % 2 == 1 ? ms[k / 2] : 0.5 * (ms[k / 2 - 1] + ms[k / 2]);
+    r.ms = median(ms);
   }
   r.ok = true;
   return r;
@@ -193,7 +259,7 @@ Measurement measure_in_child(const LossBenchOptions& o, const std::string& impl,
     close(fds[0]);
     std::string report;
     try {
-      const Measurement r = measure(o, impl, what);
+      const Measurement r = o.device == "cuda" ? measure_cuda(o, impl) : measure(o, impl, what);
       report = fmt::format("ok {:.17g} {:.17g} {:.17g}\n", r.ms, r.peak_mib, r.loss);
     } catch (const std::exception& e) {
       std::string message = e.what();
@@ -241,24 +307,39 @@ void run_loss_bench(const LossBenchOptions& o) {
     fail(ErrorKind::kUsage, "bench loss: --m ({}) must be >= --n ({})", o.m, o.n);
   }
   embedding_dtype(o.dtype);
+  const bool cuda = o.device == "cuda";
+  // A Device value only: naming cuda:0 here initialises nothing (the parent stays CUDA-free).
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   for (const std::string& impl : o.impls) {
     config::LossConfig config;
     config.implementation = parse_implementation(impl);
-    losses::select_implementation(config, torch::kCPU, torch::kFloat32);  // rejects fused here
+    // Rejects 'fused' where it cannot run (no kernels, the CPU, float64).
+    losses::select_implementation(config, device, embedding_dtype(o.dtype));
   }
   const int64_t m = o.m > 0 ? o.m : o.n;
-  std::cout << fmt::format(
-      "Contrastive loss ({}), forward + backward, CPU, {} threads{}; time: median of {} after one "
-      "warm-up; memory: peak RSS above the RSS before one forward + backward (inputs resident, "
-      "gradients counted), each in a fresh child process.\n\n",
-      o.type, o.threads > 0 ? std::to_string(o.threads) : "default",
-      m == o.n ? "" : fmt::format(", local rows {} of a gathered batch of {}", o.n, m), o.repeats);
+  const std::string gathered =
+      m == o.n ? "" : fmt::format(", local rows {} of a gathered batch of {}", o.n, m);
+  if (cuda) {
+    std::cout << fmt::format(
+        "Contrastive loss ({}), forward + backward, CUDA device 0{}; time: CUDA events, median of "
+        "{} after one warm-up; memory: the caching allocator's peak allocated bytes during one "
+        "forward + backward above those allocated before it (inputs resident, gradients "
+        "counted); each implementation in a fresh child process.\n\n",
+        o.type, gathered, o.repeats);
+  } else {
+    std::cout << fmt::format(
+        "Contrastive loss ({}), forward + backward, CPU, {} threads{}; time: median of {} after "
+        "one warm-up; memory: peak RSS above the RSS before one forward + backward (inputs "
+        "resident, gradients counted), each in a fresh child process.\n\n",
+        o.type, o.threads > 0 ? std::to_string(o.threads) : "default", gathered, o.repeats);
+  }
   std::cout
       << "| impl | loss | N | M | D | dtype | tile | fwd+bwd ms | peak extra MiB | loss value |\n"
          "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n";
   for (const std::string& impl : o.impls) {
     const Measurement time = measure_in_child(o, impl, Measure::kTime);
-    const Measurement memory = measure_in_child(o, impl, Measure::kMemory);
+    // On a GPU one child measures both (the allocator's statistics are not disturbed by timing).
+    const Measurement memory = cuda ? time : measure_in_child(o, impl, Measure::kMemory);
     const std::string tile = impl == "tiled" ? std::to_string(o.tile) : "-";
     if (!time.ok || !memory.ok) {
       std::cout << fmt::format("| {} | {} | {} | {} | {} | {} | {} | failed: {} | | |\n", impl,
@@ -288,7 +369,9 @@ void add_bench_command(CLI::App& root, Registry& registry) {
   loss->add_option("--type", o->type, "clip or siglip")
       ->check(CLI::IsMember({"clip", "siglip"}))
       ->capture_default_str();
-  loss->add_option("--impl", o->impls, "Implementations, comma-separated: reference, tiled")
+  loss->add_option("--impl", o->impls,
+                   "Implementations, comma-separated: reference, tiled, fused (CUDA builds with "
+                   "the kernels)")
       ->delimiter(',')
       ->capture_default_str();
   loss->add_option("--repeats", o->repeats, "Timed runs (median)")->capture_default_str();
@@ -300,6 +383,11 @@ void add_bench_command(CLI::App& root, Registry& registry) {
       ->check(CLI::IsMember({"float32", "float64", "bfloat16"}))
       ->capture_default_str();
   loss->add_option("--seed", o->seed, "Seed of the random embeddings")->capture_default_str();
+  loss->add_option("--device", o->device,
+                   "cpu, or cuda (device 0; CUDA events for time, the caching allocator's peak "
+                   "for memory)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   registry.add(loss, [o] { run_loss_bench(*o); });
 }
 

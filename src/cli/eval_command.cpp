@@ -19,6 +19,7 @@
 #include "models/clip_model.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint_store.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace duet::cli {
@@ -98,7 +99,7 @@ config::Config eval_config(const EvalArgs& args) {
          "stores its config)");
   }
   const train::CheckpointInfo info = train::CheckpointStore::validate(args.checkpoint);
-  config::Config config = config::load_string(info.meta.at("config").get<std::string>(),
+  config::Config config = config::load_string(train::checkpoint_config(info),
                                               (fs::path(args.checkpoint) / "config").string());
   log::apply_config_level(config.logging.level);
   return config;
@@ -111,7 +112,7 @@ void run_benchmark(const EvalArgs& args) {
   const auto tokenizer = text::make_tokenizer(config.tokenizer);
   models::ClipModel model(config.model, tokenizer->info());
   export_::load_weights(*model, args.checkpoint);
-  const torch::Device device = train::resolve_device(config.train.device);
+  const torch::Device device = train::inference_device(config.train.device);
   model->to(device);
 
   eval::BenchmarkOptions options = eval::benchmark_options(config);

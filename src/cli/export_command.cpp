@@ -22,7 +22,7 @@
 #include "export/npy.h"
 #include "models/clip_model.h"
 #include "text/tokenizer.h"
-#include "train/checkpoint_store.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -48,12 +48,6 @@ void add_model_args(CLI::App* command, ModelArgs& args) {
                       "else its seeded random initialisation)");
 }
 
-bool is_duet_checkpoint(const std::string& path) {
-  std::error_code ec;
-  return !path.empty() && fs::is_directory(path, ec) &&
-         fs::exists(fs::path(path) / "manifest.json");
-}
-
 struct LoadedModel {
   config::Config config;
   std::shared_ptr<const text::Tokenizer> tokenizer;
@@ -63,14 +57,14 @@ struct LoadedModel {
 LoadedModel load_model(const ModelArgs& args) {
   LoadedModel loaded;
   std::optional<train::CheckpointInfo> checkpoint;
-  if (is_duet_checkpoint(args.checkpoint)) {
+  if (train::is_checkpoint_dir(args.checkpoint)) {
     checkpoint = train::CheckpointStore::validate(args.checkpoint);
   }
   if (!args.config_file.empty()) {
     loaded.config = config::load(args.config_file, args.overrides);
   } else if (checkpoint) {
     loaded.config =
-        config::load_string(checkpoint->meta.at("config").get<std::string>(),
+        config::load_string(train::checkpoint_config(*checkpoint),
                             (fs::path(args.checkpoint) / "config").string(), args.overrides);
   } else {
     fail(ErrorKind::kUsage,
@@ -81,7 +75,7 @@ LoadedModel load_model(const ModelArgs& args) {
   torch::manual_seed(static_cast<uint64_t>(loaded.config.train.seed));
   loaded.model = models::ClipModel(loaded.config.model, loaded.tokenizer->info());
   if (!args.checkpoint.empty()) {
-    export_::load_weights(*loaded.model, args.checkpoint);
+    export_::load_weights(*loaded.model, args.checkpoint);  // to the CPU, wherever it was written
   } else {
     export_::prepare_model(*loaded.model, loaded.config.model);
   }
@@ -232,7 +226,7 @@ void add_embed(CLI::App& root, Registry& registry) {
       fail(ErrorKind::kUsage, "give exactly one of --images SOURCE... and --texts FILE");
     }
     LoadedModel m = load_model(args->model);
-    const torch::Device device = train::resolve_device(m.config.train.device);
+    const torch::Device device = train::inference_device(m.config.train.device);
     m.model->to(device);
     const int64_t batch = args->batch_size > 0 ? args->batch_size : m.config.eval.batch_size;
     torch::Tensor embeddings;  // [N, E] float32, CPU

@@ -8,8 +8,6 @@
 #include "common/error.h"
 #include "common/logging.h"
 #include "config/loader.h"
-#include "eval/eval_details.h"
-#include "train/run_report.h"
 #include "train/trainer.h"
 
 namespace duet::cli {
@@ -19,6 +17,7 @@ void add_train_command(CLI::App& root, Registry& registry) {
     std::string file;
     std::vector<std::string> overrides;
     int64_t stop_after = 0;
+    bool check_syncs = false;
   };
   auto args = std::make_shared<TrainArgs>();
   CLI::App* train = root.add_subcommand(
@@ -31,11 +30,15 @@ void add_train_command(CLI::App& root, Registry& registry) {
                    "Stop after N optimiser steps of this invocation, with a checkpoint, as if "
                    "interrupted (resume with checkpoint.resume=latest)")
       ->check(CLI::NonNegativeNumber);
+  train->add_flag("--check-syncs", args->check_syncs,
+                  "Fail when a step makes the host wait for the GPU outside logging, evaluation "
+                  "and checkpoint steps (CUDA's sync debug mode; CUDA builds)");
   registry.add(train, [args] {
     const config::Config config = load_config(args->file, args->overrides);
     train::TrainOptions options;
     options.default_run_name = std::filesystem::path(args->file).stem().string();
     options.stop_after = args->stop_after;
+    options.check_host_syncs = args->check_syncs;
     const train::TrainResult result = train::train(config, options);
     if (result.rank != 0) {  // rank 0 reports for the job
       return;
@@ -45,19 +48,13 @@ void add_train_command(CLI::App& root, Registry& registry) {
                                result.run_dir, result.steps, result.last_checkpoint);
       return;
     }
-    // The report's evaluation details and the report itself (rank 0, after the final
-    // evaluation).
-    if (!result.final_eval.empty()) {
-      eval::save_eval_details(result.run_dir, result.steps, result.final_eval);
-    }
-    const std::string report = train::write_run_report(result.run_dir);
     std::cout << fmt::format("run: {}\nsteps: {}\nlast loss: {:.4f}\ncheckpoint: {}\n",
                              result.run_dir, result.steps, result.last_loss,
                              result.last_checkpoint);
     if (!result.final_eval.empty()) {
       print_eval_table(result.final_eval);
     }
-    std::cout << "report: " << report << "\n";
+    std::cout << "report: " << result.report << "\n";
   });
 }
 

@@ -250,7 +250,7 @@ struct DataConfig {
   std::string csv_separator = "\t";
   std::string csv_img_key = "filepath";
   std::string csv_caption_key = "title";
-  int64_t workers = 2;
+  int64_t workers = -1;  // data::resolve_workers: one per core this rank has, up to 32
   int64_t prefetch = 4;
   int64_t shuffle_buffer = 1000;
   std::vector<double> rrc_scale = {0.9, 1.0};
@@ -265,7 +265,11 @@ struct DataConfig {
     v.field("csv_separator", csv_separator, "Column separator of CSV/TSV sources.");
     v.field("csv_img_key", csv_img_key, "Column holding image paths (relative to the CSV file).");
     v.field("csv_caption_key", csv_caption_key, "Column holding captions.");
-    v.field("workers", workers, "Decoding threads; 0 decodes on the training thread.", at_least(0));
+    v.field("workers", workers,
+            "Decoding threads per rank; 0 decodes on the training thread; -1 picks one per CPU "
+            "core of this rank (the cores it may run on, shared among the ranks a launcher "
+            "starts on one node), at most 32.",
+            at_least(-1));
     v.field("prefetch", prefetch, "Batches prepared ahead of the training step.", at_least(1));
     v.field("shuffle_buffer", shuffle_buffer,
             "Samples in the shuffle buffer; 0 disables shuffling.", at_least(0));

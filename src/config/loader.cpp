@@ -19,6 +19,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/error.h"
+#include "common/torch_compat.h"
 #include "duet/build_info.h"
 
 namespace fs = std::filesystem;
@@ -757,6 +758,16 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
   }
   if (c.distributed.backend == Backend::kNccl && c.train.device == DeviceChoice::kCpu) {
     add("distributed.backend", "distributed.backend 'nccl' needs train.device 'cuda' or 'auto'");
+  }
+  if (c.distributed.backend == Backend::kNccl && !DUET_NCCL) {
+    add("distributed.backend",
+        "distributed.backend 'nccl': this duet was built without NCCL (`duet --version` says; "
+        "configure with NCCL found, see docs/gpu.md), or use 'gloo' or 'auto'");
+  }
+  if (c.train.precision == Precision::kBf16 && !DUET_TORCH_AT_LEAST(2, 4)) {
+    add("train.precision",
+        "train.precision 'bf16' needs LibTorch >= 2.4 (this build has " DUET_TORCH_VERSION
+        "); use 'fp32'");
   }
   return out;
 }

@@ -7,8 +7,10 @@
 // the same batches. The first exception on any thread stops the run and is rethrown by next().
 #include "data/loader.h"
 
+#include <sched.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -200,12 +202,13 @@ class Loader::Impl::EpochRun {
     const auto n = static_cast<int64_t>(samples.size());
     const int64_t s = impl_.options.image_size;
     Batch b;
-    b.images = torch::empty({n, 3, s, s}, torch::kFloat32);
+    const auto pinned = torch::TensorOptions().pinned_memory(impl_.options.pin_memory);
+    b.images = torch::empty({n, 3, s, s}, pinned.dtype(torch::kFloat32));
     b.labels = torch::empty({n}, torch::kInt64);
     const bool tokens = impl_.options.tokenizer != nullptr;
     const int64_t l = impl_.options.context_length;
     if (tokens) {
-      b.tokens = torch::empty({n, l}, torch::kInt64);
+      b.tokens = torch::empty({n, l}, pinned.dtype(torch::kInt64));
     }
     float* images = b.images.data_ptr<float>();
     int64_t* labels = b.labels.data_ptr<int64_t>();
@@ -485,6 +488,27 @@ class Loader::Impl::EpochRun {
   std::exception_ptr error_;
 };
 
+int64_t resolve_workers(int64_t requested, int ranks_on_node, int64_t cores) {
+  if (requested >= 0) {
+    return requested;
+  }
+  const int64_t share = std::max<int64_t>(1, cores) / std::max(1, ranks_on_node);
+  return std::clamp<int64_t>(share, 1, 32);
+}
+
+int64_t resolve_workers(int64_t requested, int ranks_on_node) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  int64_t cores = 0;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    cores = CPU_COUNT(&set);
+  }
+  if (cores <= 0) {
+    cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  }
+  return resolve_workers(requested, ranks_on_node, cores);
+}
+
 Loader::Loader(const config::DataConfig& data, LoaderOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
@@ -502,7 +526,11 @@ Loader::Loader(const config::DataConfig& data, LoaderOptions options)
   DUET_CHECK(data.mean.size() == 3 && data.stddev.size() == 3,
              "data.mean and data.std need 3 values (RGB), got {} and {}", data.mean.size(),
              data.stddev.size());
-  DUET_CHECK(data.workers >= 0 && data.prefetch >= 1, "data.workers >= 0 and data.prefetch >= 1");
+  DUET_CHECK(data.workers >= -1 && data.prefetch >= 1,
+             "data.workers must be -1 (one per core), 0 or more, and data.prefetch >= 1; got {} "
+             "and {}",
+             data.workers, data.prefetch);
+  m.data.workers = resolve_workers(data.workers, o.ranks_on_node);
 
   CsvOptions csv;
   csv.separator = data.csv_separator;
@@ -542,7 +570,7 @@ Loader::Loader(const config::DataConfig& data, LoaderOptions options)
   }
   log::get("data")->debug("loader: {} shards from {}, split by {}, {} workers",
                           m.sources->shards.size(), m.source_list(),
-                          m.by_shard ? "shard" : "sample", data.workers);
+                          m.by_shard ? "shard" : "sample", m.data.workers);
 }
 
 Loader::~Loader() = default;

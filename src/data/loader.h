@@ -66,6 +66,12 @@ struct LoaderOptions {
   int world_size = 1;
   bool require_captions = true;  // skip samples without a non-empty caption
   bool require_labels = false;   // skip samples without a class index (zero-shot sets)
+  // Ranks sharing this machine's cores (distributed::LaunchInfo::local_world_size); data.workers
+  // -1 gives each of them its share.
+  int ranks_on_node = 1;
+  // Allocate batch tensors in pinned (page-locked) host memory, so that copies to a CUDA device
+  // can be asynchronous (training on a GPU sets it; needs a CUDA device at run time).
+  bool pin_memory = false;
   // Training only: decode a JPEG at a reduced DCT scale (M/8) when the crop still gets at
   // least image_size pixels per side from it. Much faster on large images.
   bool jpeg_dct_scaling = true;
@@ -79,6 +85,12 @@ struct LoaderStats {
   int64_t skipped = 0;
   std::map<std::string, int64_t> skipped_by_reason;  // "corrupt_image" -> 3, ...
 };
+
+// The decoding threads data.workers asks for: itself when >= 0; for -1, the CPU cores this
+// process may run on (its affinity mask) divided among `ranks_on_node`, at least 1, at most 32.
+int64_t resolve_workers(int64_t requested, int ranks_on_node);
+// The same with `cores` given (the testable part).
+int64_t resolve_workers(int64_t requested, int ranks_on_node, int64_t cores);
 
 class Loader {
  public:

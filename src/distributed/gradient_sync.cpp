@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace duet::distributed {
@@ -58,6 +60,7 @@ void GradientSync::average_gradients() {
   for (Bucket& bucket : buckets_) {
     const int64_t count = static_cast<int64_t>(bucket.members.size());
     std::vector<double> has_grad(static_cast<size_t>(count), 0.0);
+    bool all_local = true;  // every member has a gradient here
     int64_t offset = 0;
     for (int64_t k = 0; k < count; ++k) {
       const torch::Tensor& p = parameters_[bucket.members[static_cast<size_t>(k)]];
@@ -67,21 +70,30 @@ void GradientSync::average_gradients() {
         has_grad[static_cast<size_t>(k)] = 1.0;
       } else {
         slot.zero_();
+        all_local = false;
       }
       offset += p.numel();
     }
     torch::Tensor flags = bucket.flat.narrow(0, offset, count);
-    flags.copy_(torch::tensor(has_grad, torch::kDouble));
+    if (all_local) {
+      flags.fill_(1.0);  // on the device: no host-to-device copy
+    } else {
+      flags.copy_(torch::tensor(has_grad, torch::kDouble));
+    }
     communicator_.all_reduce_sum(bucket.flat);
-    // One device-to-host copy per bucket: which parameters had a gradient on some rank.
-    const torch::Tensor any_grad = flags.to(torch::kCPU, torch::kDouble);
-    const double* any = any_grad.data_ptr<double>();
+    // Which parameters had a gradient on some rank: known without asking when this rank has all
+    // of them; otherwise one device-to-host copy of the flags.
+    std::vector<double> any(static_cast<size_t>(count), 1.0);
+    if (!all_local) {
+      const torch::Tensor any_grad = flags.to(torch::kCPU, torch::kDouble);
+      std::copy(any_grad.data_ptr<double>(), any_grad.data_ptr<double>() + count, any.begin());
+    }
     offset = 0;
     for (int64_t k = 0; k < count; ++k) {
       torch::Tensor p = parameters_[bucket.members[static_cast<size_t>(k)]];
       const torch::Tensor slot = bucket.flat.narrow(0, offset, p.numel()).view(p.sizes());
       offset += p.numel();
-      if (any[k] == 0.0) {
+      if (any[static_cast<size_t>(k)] == 0.0) {
         continue;  // no rank had a gradient
       }
       if (p.grad().defined()) {

@@ -23,6 +23,9 @@ class GradientSync {
   // After backward, before clipping: every parameter's .grad becomes the mean over ranks. A rank
   // whose parameter has no gradient contributes zeros; a gradient undefined on every rank stays
   // undefined (the optimiser then skips that parameter, as in one process). No-op for one rank.
+  // Whether another rank had a gradient is read on the host (one read per bucket) only for a
+  // bucket in which this rank lacks some gradient; when every parameter has one (training with
+  // trainable parameters only), nothing is read and the GPU is never waited for.
   void average_gradients();
 
   int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }

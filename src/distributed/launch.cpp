@@ -1,5 +1,6 @@
 #include "distributed/launch.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <limits>
@@ -102,6 +103,9 @@ std::optional<LaunchInfo> from_torchrun(const Environment& env) {
   // LOCAL_RANK only picks the GPU; scripts that start ranks on one node often leave it out.
   const auto local = lookup(env, "LOCAL_RANK");
   info.local_rank = local ? parse_int("LOCAL_RANK", *local, info.launcher) : info.rank;
+  if (const auto local_world = lookup(env, "LOCAL_WORLD_SIZE")) {
+    info.local_world_size = std::max(1, parse_int("LOCAL_WORLD_SIZE", *local_world, info.launcher));
+  }
   check_ranks(info, "RANK", "WORLD_SIZE", "LOCAL_RANK");
   if (info.world_size > 1) {
     read_master(env, info, "needed to find rank 0 when WORLD_SIZE > 1");
@@ -189,6 +193,10 @@ std::optional<LaunchInfo> from_openmpi(const Environment& env) {
                 info.launcher);
   const auto local = lookup(env, "OMPI_COMM_WORLD_LOCAL_RANK");
   info.local_rank = local ? parse_int("OMPI_COMM_WORLD_LOCAL_RANK", *local, info.launcher) : 0;
+  if (const auto local_world = lookup(env, "OMPI_COMM_WORLD_LOCAL_SIZE")) {
+    info.local_world_size =
+        std::max(1, parse_int("OMPI_COMM_WORLD_LOCAL_SIZE", *local_world, info.launcher));
+  }
   check_ranks(info, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK");
   if (info.world_size > 1) {
     read_master(env, info,

@@ -27,7 +27,11 @@ using Environment = std::map<std::string, std::string>;
 struct LaunchInfo {
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;               // selects the GPU on a multi-GPU node
+  int local_rank = 0;  // selects the GPU on a multi-GPU node
+  // Ranks sharing this node's CPUs, when the launcher says (torchrun's LOCAL_WORLD_SIZE, Open
+  // MPI's OMPI_COMM_WORLD_LOCAL_SIZE); 1 otherwise, as under Slurm, which binds each task to
+  // its own CPUs. Divides the cores among the ranks' data loaders.
+  int local_world_size = 1;
   std::string master_addr;          // host of rank 0's rendezvous store (empty for one process)
   int master_port = 0;              // its TCP port (0 for one process)
   std::string launcher = "single";  // torchrun, slurm, openmpi or single: named in messages

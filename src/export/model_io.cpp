@@ -19,6 +19,7 @@
 #include "export/state_dict.h"
 #include "export/tool_config.h"
 #include "models/clip_model.h"
+#include "train/checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -28,7 +29,6 @@ namespace {
 constexpr const char* kHfWeights = "model.safetensors";
 constexpr const char* kOpenClipWeights = "open_clip_model.safetensors";
 constexpr const char* kOpenClipConfig = "open_clip_config.json";
-constexpr const char* kCheckpointModel = "model.pt";  // train/trainer.cpp's payload name
 
 void write_text_file(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
@@ -65,23 +65,6 @@ std::map<std::string, std::string> metadata_for(const config::Config& config, Fo
           {"duet_layout", format_name(format)},
           {"duet_version", DUET_VERSION},
           {"duet_config", config::to_yaml(config)}};
-}
-
-// Reads every tensor of a torch::save(module) archive, names joined with dots as
-// named_parameters() gives them.
-void read_archive(torch::serialize::InputArchive& archive, const std::string& prefix,
-                  TensorMap& out) {
-  for (const auto& key : archive.keys()) {
-    torch::Tensor tensor;
-    if (archive.try_read(key, tensor)) {
-      out.emplace(prefix + key, tensor);
-      continue;
-    }
-    torch::serialize::InputArchive child;
-    if (archive.try_read(key, child)) {
-      read_archive(child, prefix + key + ".", out);
-    }
-  }
 }
 
 // Compares a source's own config with duet's where a difference would not show in the shapes.
@@ -262,16 +245,9 @@ void load_weights(models::ClipModelImpl& model, const std::string& path) {
   const fs::path p(path);
   std::error_code ec;
   if (fs::is_directory(p, ec)) {
-    if (fs::exists(p / "manifest.json") && fs::exists(p / kCheckpointModel)) {
-      const std::string file = (p / kCheckpointModel).string();
-      TensorMap tensors;
-      try {
-        torch::serialize::InputArchive archive;
-        archive.load_from(file);
-        read_archive(archive, "", tensors);
-      } catch (const c10::Error& e) {
-        fail("cannot read the duet checkpoint '{}': {}", file, e.what_without_backtrace());
-      }
+    if (train::is_checkpoint_dir(path)) {
+      // On the CPU, whatever device wrote it; train/checkpoint.h owns the layout.
+      const TensorMap tensors = train::read_model_tensors(path);
       import_tensors(model, tensors, Format::kDuet, path);
       logger->info("initialised {} tensors from the duet checkpoint '{}'", tensors.size(), path);
       return;
@@ -302,7 +278,7 @@ void load_weights(models::ClipModelImpl& model, const std::string& path) {
       return;
     }
     fail(
-        "'{}' is neither a duet checkpoint (manifest.json + model.pt), a transformers directory "
+        "'{}' is neither a duet checkpoint (a step-NNNNNNNN directory), a transformers directory "
         "(config.json + model.safetensors) nor an OpenCLIP one (open_clip_config.json + "
         "open_clip_model.safetensors)",
         path);

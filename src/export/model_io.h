@@ -3,7 +3,7 @@
 // (`model.init_from`, `duet embed --checkpoint`), plus locking the image tower (LiT).
 //
 // Sources init_from and load_weights accept, told apart by what the path holds:
-//   a duet checkpoint directory     manifest.json + model.pt (checkpoints/step-NNNNNNNN)
+//   a duet checkpoint directory     checkpoints/step-NNNNNNNN (layout: train/checkpoint.h)
 //   a transformers directory        config.json + model.safetensors (CLIPModel / SiglipModel)
 //   an OpenCLIP directory           open_clip_config.json + open_clip_model.safetensors
 //   a .safetensors file             duet's names (`duet export --format safetensors`),

@@ -1,5 +1,6 @@
 // The text tower (see text_transformer.h for names and pooling). Invariant: every input row
 // is exactly context_length ids in [0, vocab); with eot pooling every row holds the EOT id.
+// forward checks the values of CPU tokens; GPU tokens were checked on the host before their copy.
 #include "models/text_transformer.h"
 
 #include <torch/torch.h>
@@ -63,11 +64,15 @@ void TextTransformerImpl::init_parameters() {
   transformer->init_weights();
 }
 
-void TextTransformerImpl::check_tokens(const torch::Tensor& tokens) const {
+void TextTransformerImpl::check_token_shape(const torch::Tensor& tokens) const {
   if (!tokens.defined() || tokens.dim() != 2 || tokens.size(1) != context_length_ ||
       tokens.scalar_type() != torch::kLong) {
     fail("tokens: expected [B, {}] int64, got {}", context_length_, describe(tokens));
   }
+}
+
+void TextTransformerImpl::check_tokens(const torch::Tensor& tokens) const {
+  check_token_shape(tokens);
   if (tokens.numel() == 0) {
     return;
   }
@@ -101,7 +106,11 @@ torch::Tensor TextTransformerImpl::pool_index(const torch::Tensor& tokens) const
 }
 
 torch::Tensor TextTransformerImpl::forward(const torch::Tensor& tokens) {
-  check_tokens(tokens);
+  if (tokens.defined() && tokens.device().is_cpu()) {
+    check_tokens(tokens);
+  } else {
+    check_token_shape(tokens);
+  }
   torch::Tensor x = token_embedding(tokens) + positional_embedding;  // [B, L, W]
   x = transformer(x, causal_);
   x = ln_final(x);

@@ -34,11 +34,15 @@ class TextTransformerImpl : public torch::nn::Module {
   TextTransformerImpl(const config::TextConfig& config, const text::TokenizerInfo& tokenizer,
                       int64_t embed_dim, AttentionKernel attention);
 
-  // tokens [B, L] int64, ids in [0, V) -> [B, E], not normalised. Bad shapes, dtypes, ids or a
-  // row without EOT (eot pooling) throw an Error naming `tokens`.
+  // tokens [B, L] int64, ids in [0, V) -> [B, E], not normalised. Bad shapes or dtypes throw an
+  // Error naming `tokens`; so do bad ids or a row without EOT (eot pooling) in CPU tokens.
+  // Tokens on a GPU get the shape checks only: checking their values would make the host wait
+  // for the device in every step; callers check them on the host before the copy (the trainer's
+  // DeviceFeeder does).
   torch::Tensor forward(const torch::Tensor& tokens);
 
-  // The checks forward makes, on their own.
+  // Every check, on their own; the value checks read the tokens on the host (free for CPU
+  // tensors, a synchronisation for GPU ones).
   void check_tokens(const torch::Tensor& tokens) const;
 
   // Position pooled in each row: [B] int64.
@@ -59,6 +63,7 @@ class TextTransformerImpl : public torch::nn::Module {
 
  private:
   void init_parameters();
+  void check_token_shape(const torch::Tensor& tokens) const;
 
   int64_t context_length_;
   int64_t vocab_size_;

@@ -188,6 +188,11 @@ std::optional<CheckpointInfo> CheckpointStore::latest_good() const {
   return std::nullopt;
 }
 
+bool CheckpointStore::holds_manifest(const std::string& path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) && fs::is_regular_file(fs::path(path) / kManifest, ec);
+}
+
 CheckpointInfo CheckpointStore::validate(const std::string& path) {
   const std::string manifest_path = (fs::path(path) / kManifest).string();
   std::ifstream in(manifest_path, std::ios::binary);

@@ -1,7 +1,8 @@
 #pragma once
 // The checkpoint directory of a run: atomic saves, integrity checks, keep-last-K, and finding
-// the newest good checkpoint. Torch-free: the trainer writes its payload files (model,
-// optimiser, RNG) into the directory it is handed; this class makes them a checkpoint.
+// the newest good checkpoint. Torch-free: checkpoint.h writes the payload files (model,
+// optimiser, per-rank state) into the directory it is handed; this class makes them a
+// checkpoint.
 //
 // Layout: RUN_DIR/checkpoints/step-00000100/{<payload files>, manifest.json}
 // Invariants:
@@ -41,6 +42,9 @@ class CheckpointStore {
 
   // The newest checkpoint that validates; each newer corrupt one is logged as skipped.
   std::optional<CheckpointInfo> latest_good() const;
+
+  // True when `path` is a directory holding a manifest (a checkpoint, valid or not).
+  static bool holds_manifest(const std::string& path);
 
   // Reads and checks a checkpoint directory (manifest, sizes, CRCs). Throws a runtime Error
   // naming the checkpoint and what is wrong.

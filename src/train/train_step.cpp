@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/autocast.h"
 #include "common/error.h"
 #include "data/loader.h"
@@ -9,18 +12,10 @@
 #include "models/clip_model.h"
 
 namespace duet::train {
-namespace {
 
-// Reduced-precision (autocast) features go to the loss in float32; float32 and float64 stay.
-torch::Tensor loss_precision(const torch::Tensor& features) {
-  const auto type = features.scalar_type();
-  return type == torch::kBFloat16 || type == torch::kHalf ? features.to(torch::kFloat32) : features;
-}
-
-}  // namespace
-
-double accumulate_gradients(models::ClipModelImpl& model, const std::vector<data::Batch>& micro,
-                            const StepOptions& options) {
+torch::Tensor accumulate_gradients(models::ClipModelImpl& model,
+                                   const std::vector<data::Batch>& micro,
+                                   const StepOptions& options) {
   DUET_CHECK(!micro.empty(), "accumulate_gradients needs at least one micro-batch");
   const auto device = options.device;
   auto autocast = [&]() { return AutocastScope(device.type(), options.bf16, at::kBFloat16); };
@@ -37,7 +32,7 @@ double accumulate_gradients(models::ClipModelImpl& model, const std::vector<data
       text_cache.push_back(model.encode_text(batch.tokens.to(device)));
     }
   }
-  double loss_value = 0.0;
+  torch::Tensor loss_value;
   for (size_t k = 0; k < count; ++k) {
     const auto& batch = micro[k];
     torch::Tensor image;
@@ -55,8 +50,6 @@ double accumulate_gradients(models::ClipModelImpl& model, const std::vector<data
       image_cache[k] = image_cache[k].detach();
       text_cache[k] = text_cache[k].detach();
     }
-    image = loss_precision(image);
-    text = loss_precision(text);
     losses::ContrastiveBatch contrastive;
     if (options.gather.all_gather) {
       contrastive.image_local = image;
@@ -74,9 +67,44 @@ double accumulate_gradients(models::ClipModelImpl& model, const std::vector<data
     }
     const torch::Tensor loss = losses::contrastive_loss(contrastive, scale, bias, options.loss);
     loss.backward();
-    loss_value = loss.item<double>();
+    loss_value = loss.detach();
   }
   return loss_value;
+}
+
+GradientCheck clip_gradients(const std::vector<torch::Tensor>& parameters, double max_norm,
+                             const torch::Tensor& loss) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const torch::Tensor& p : parameters) {
+    if (p.grad().defined()) {
+      grads.push_back(p.grad());
+    }
+  }
+  GradientCheck check;
+  if (grads.empty()) {
+    check.norm = torch::zeros({}, loss.options().dtype(torch::kFloat32));
+  } else {
+    // One norm per tensor (a multi-tensor kernel on a GPU), then the norm of the norms.
+    std::vector<torch::Tensor> norms = at::_foreach_norm(grads, 2);
+    const bool one_dtype = std::all_of(norms.begin(), norms.end(), [&](const torch::Tensor& n) {
+      return n.scalar_type() == norms.front().scalar_type();
+    });
+    if (!one_dtype) {
+      for (torch::Tensor& n : norms) {
+        n = n.to(torch::kFloat32);
+      }
+    }
+    check.norm = at::linalg_vector_norm(torch::stack(norms), 2);
+    if (std::isfinite(max_norm)) {
+      // clip_grad_norm_'s coefficient, clamped instead of branched on, so the host never reads
+      // it: gradients are scaled by 1 when the norm is within the limit.
+      const torch::Tensor coefficient = (max_norm / (check.norm + 1e-6)).clamp_max(1.0);
+      at::_foreach_mul_(grads, coefficient);
+    }
+  }
+  check.finite = check.norm.isfinite().logical_and(loss.isfinite());
+  return check;
 }
 
 }  // namespace duet::train

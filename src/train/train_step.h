@@ -9,6 +9,9 @@
 // their gradient from one pass only, as the full-batch loss gives it. Across ranks, each rank's
 // rows are contrasted with the all-gathered batch (BatchGather); averaging the ranks' parameter
 // gradients afterwards gives the gradient of the global loss.
+//
+// Invariant: no function here reads a tensor on the host, so a step on a GPU never waits for it
+// (the trainer reads losses and norms only at logging steps, through host_reads.h).
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -37,14 +40,32 @@ struct BatchGather {
 struct StepOptions {
   config::LossConfig loss;
   torch::Device device = torch::kCPU;
-  bool bf16 = false;  // encode under bf16 autocast; the loss runs in float32
+  // Encode under bf16 autocast. The bf16 features go to the loss (and through the gather) as
+  // they are: the reference and tiled losses compute in float32 from them, the fused kernels
+  // multiply them on tensor cores with float32 accumulation, as OpenCLIP's loss under autocast.
+  bool bf16 = false;
   BatchGather gather;
 };
 
 // Adds to the model's parameter gradients those of the contrastive loss over `micro` (the
-// accumulated local batch; every micro-batch the same size) and returns the loss value this rank
-// computed (its rows against the global batch).
-double accumulate_gradients(models::ClipModelImpl& model, const std::vector<data::Batch>& micro,
-                            const StepOptions& options);
+// accumulated local batch on options.device; every micro-batch the same size) and returns the
+// loss this rank computed (its rows against the global batch): a 0-dim tensor on the device
+// (float32, or float64 for float64 models), detached. Nothing is read on the host, so on a GPU the
+// call only queues work.
+torch::Tensor accumulate_gradients(models::ClipModelImpl& model,
+                                   const std::vector<data::Batch>& micro,
+                                   const StepOptions& options);
+
+// What the step learned about its gradients, as 0-dim tensors on the device (no host read).
+struct GradientCheck {
+  torch::Tensor norm;    // global L2 norm of the gradients before clipping
+  torch::Tensor finite;  // bool: the loss and the norm are finite (the step may be applied)
+};
+
+// Clips the global gradient norm of `parameters` to `max_norm` (no clipping when it is
+// infinite), as torch.nn.utils.clip_grad_norm_ does, and checks `loss` and the norm for
+// non-finite values - all on the device. Parameters without a gradient are ignored.
+GradientCheck clip_gradients(const std::vector<torch::Tensor>& parameters, double max_norm,
+                             const torch::Tensor& loss);
 
 }  // namespace duet::train

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/test_util.h"
 #include "config/loader.h"
+#include "duet/build_info.h"
 
 using duet::config::Config;
 using duet::config::load;
@@ -46,7 +47,7 @@ TEST_CASE("an empty config is the documented defaults") {
   CHECK(duet::config::check_consistency(c).empty());
 }
 
-TEST_CASE("includes merge deeply; later files and --set win; lists are replaced whole") {
+TEST_CASE("includes merge deeply, later files and --set win, lists are replaced whole") {
   TempDir dir;
   write_file(dir / "models/base.yaml",
              "model:\n  embed_dim: 64\n  vision:\n    width: 96\n    layers: 3\n"
@@ -63,7 +64,7 @@ TEST_CASE("includes merge deeply; later files and --set win; lists are replaced 
   CHECK(c.data.train == std::vector<std::string>{"c.tar"});
 }
 
-TEST_CASE("a mapping given to --set sets every key under it; the last --set wins") {
+TEST_CASE("a mapping given to --set sets every key under it, and the last --set wins") {
   const Config c = load_string("", "x.yaml",
                                {"model.vision={width: 64, heads: 2}", "train.seed=3",
                                 "train.seed=4", "data.mean=[0.5, 0.5, 0.5]"});
@@ -122,6 +123,19 @@ TEST_CASE("cross-field rules are checked on programmatic configs too") {
   REQUIRE(problems.size() == 1);
   CHECK_THAT(problems[0],
              Catch::Contains("model.text.width (100) must be divisible by model.text.heads (8)"));
+}
+
+TEST_CASE("train and distributed combinations that cannot run are refused at load") {
+  CHECK_THAT(config_error_of([] {
+               load_string("distributed: {backend: nccl}\ntrain: {device: cpu}\n", "nccl.yaml");
+             }),
+             Catch::Contains("distributed.backend 'nccl' needs train.device 'cuda' or 'auto'"));
+  if (!DUET_NCCL) {  // a build without NCCL refuses it before any rank starts
+    CHECK_THAT(config_error_of([] { load_string("distributed: {backend: nccl}\n", "n.yaml"); }),
+               Catch::Contains("built without NCCL"));
+  }
+  CHECK_THAT(config_error_of([] { load_string("data: {workers: -2}\n", "w.yaml"); }),
+             Catch::Contains("data.workers"));
 }
 
 TEST_CASE("the reference lists every key with its default") {

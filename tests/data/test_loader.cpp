@@ -147,6 +147,18 @@ TEST_CASE("loader: batches do not depend on the number of workers") {
   }
 }
 
+TEST_CASE("loader: data.workers -1 takes this rank's share of the cores") {
+  CHECK(resolve_workers(3, 4, 64) == 3);  // an explicit number stands
+  CHECK(resolve_workers(0, 1, 64) == 0);
+  CHECK(resolve_workers(-1, 1, 2) == 2);  // the default on a 2-core machine: as before
+  CHECK(resolve_workers(-1, 1, 16) == 16);
+  CHECK(resolve_workers(-1, 8, 96) == 12);   // 8 ranks on a 96-core node
+  CHECK(resolve_workers(-1, 8, 4) == 1);     // at least one
+  CHECK(resolve_workers(-1, 1, 256) == 32);  // at most 32
+  CHECK(resolve_workers(-1, 1) >= 1);        // this machine
+  CHECK(duet::config::DataConfig{}.workers == -1);
+}
+
 TEST_CASE("loader: training shuffles per epoch, drops the last partial batch, is seeded") {
   Dataset d;
   Loader a(data_config(2), options(d.sources, LoaderMode::kTrain, 4));
@@ -272,7 +284,7 @@ TEST_CASE("loader: ranks read disjoint parts and make equal numbers of training 
   }
 }
 
-TEST_CASE("loader: with fewer shards than ranks, samples are split; empty ranks fail at start") {
+TEST_CASE("loader: with fewer shards than ranks, samples are split, and empty ranks fail at start") {
   TempDir dir("dist2");
   write_valid_shard(dir.file("one.tar"), "k", 9);
   std::set<std::string> seen;

@@ -113,7 +113,7 @@ TEST_CASE("webdataset: member names split into key and extension") {
   CHECK(split_member_name("noext") == std::make_pair(std::string("noext"), std::string("")));
 }
 
-TEST_CASE("webdataset: members group by key; problems are flagged, not thrown") {
+TEST_CASE("webdataset: members group by key, problems are flagged, not thrown") {
   TempDir dir("wds");
   const std::string png = pattern_png(8, 8, 0);
   write_shard(dir.file("s.tar"),
@@ -181,7 +181,7 @@ TEST_CASE("webdataset: truncated and garbled archives end the shard with a tar e
   CHECK(j[0].problem == SkipReason::kTarError);
 }
 
-TEST_CASE("sources: patterns, directories and CSVs resolve to shards; bad ones are errors") {
+TEST_CASE("sources: patterns, directories and CSVs resolve to shards, bad ones are errors") {
   TempDir dir("src");
   for (int i = 0; i < 3; ++i) {
     write_valid_shard(dir.file("s" + std::to_string(i) + ".tar"), "k", 2);

@@ -311,8 +311,9 @@ void run_steps(distributed::Communicator& comm, Results& results) {
       global.tokens = models::test::make_tokens(eot, 12);
 
       single_opt->zero_grad();
-      const double want = train::accumulate_gradients(*single, {global}, plain);
-      torch::nn::utils::clip_grad_norm_(single->parameters(), optim.grad_clip_norm);
+      const torch::Tensor single_loss = train::accumulate_gradients(*single, {global}, plain);
+      const double want = single_loss.item<double>();
+      train::clip_gradients(single->parameters(), optim.grad_clip_norm, single_loss);
       single_opt->step();
       single->clamp_logit_scale(optim.logit_scale_max);
 
@@ -325,11 +326,11 @@ void run_steps(distributed::Communicator& comm, Results& results) {
       }
       ranked_opt->zero_grad();
       torch::Tensor loss =
-          torch::full({1}, train::accumulate_gradients(*ranked, micro, gathered), torch::kDouble);
+          train::accumulate_gradients(*ranked, micro, gathered).reshape({1}).clone();
       sync.average_gradients();
       comm.all_reduce_sum(loss);
       worst_loss = std::max(worst_loss, std::abs(loss.item<double>() / w - want) / std::abs(want));
-      torch::nn::utils::clip_grad_norm_(ranked->parameters(), optim.grad_clip_norm);
+      train::clip_gradients(ranked->parameters(), optim.grad_clip_norm, loss / w);
       ranked_opt->step();
       ranked->clamp_logit_scale(optim.logit_scale_max);
     }

@@ -68,6 +68,18 @@ TEST_CASE("torchrun variables") {
   CHECK(info.describe() == "rank 5 of 8 (local 1, torchrun, rendezvous node01:29500)");
 }
 
+TEST_CASE("ranks on a node: LOCAL_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_SIZE, else 1") {
+  CHECK(discover_launch({}).local_world_size == 1);
+  CHECK(discover_launch({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"LOCAL_WORLD_SIZE", "4"}})
+            .local_world_size == 4);
+  CHECK(discover_launch({{"OMPI_COMM_WORLD_RANK", "0"},
+                         {"OMPI_COMM_WORLD_SIZE", "1"},
+                         {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}})
+            .local_world_size == 2);
+  CHECK_THROWS_AS(discover_launch({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"LOCAL_WORLD_SIZE", "x"}}),
+                  Error);
+}
+
 TEST_CASE("torchrun: LOCAL_RANK defaults to RANK, one rank needs no address") {
   const LaunchInfo two = discover_launch(
       {{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "1"}});

@@ -20,6 +20,7 @@
 #include "models/clip_model.h"
 #include "models/model_test_util.h"
 #include "text/tokenizer.h"
+#include "train/checkpoint.h"
 #include "train/optimizer.h"
 
 namespace duet::export_ {
@@ -333,12 +334,13 @@ TEST_CASE("load_weights reads duet checkpoints and export directories, and rejec
   const config::Config config = clip_config();
   const ClipModel source = build(config.model, 30);
 
-  // A checkpoint directory as the trainer writes it: model.pt + manifest.json.
-  std::filesystem::create_directories(dir / "step-00000001");
-  torch::save(source, dir / "step-00000001/model.pt");
-  test::write_file(dir / "step-00000001/manifest.json", "{}");
+  // A checkpoint directory as the trainer writes it (train/checkpoint.h).
+  train::CheckpointStore store(dir / "checkpoints", 1);
+  const std::string checkpoint =
+      train::save_checkpoint(store, 1, "", *source, *train::make_adamw(*source, config.optim),
+                             {train::capture_rank_state("{}", torch::kCPU)});
   ClipModel from_checkpoint = build(config.model, 31);
-  load_weights(*from_checkpoint, dir / "step-00000001");
+  load_weights(*from_checkpoint, checkpoint);
   check_identical(source, from_checkpoint);
 
   // Export directories.
@@ -390,7 +392,7 @@ TEST_CASE("load_weights reads duet checkpoints and export directories, and rejec
              Catch::Contains("junk.safetensors"));
 }
 
-TEST_CASE("lock_image freezes the image tower; the optimiser leaves it out", "[export][lit]") {
+TEST_CASE("lock_image freezes the image tower, and the optimiser leaves it out", "[export][lit]") {
   config::Config config = clip_config();
   config.model.lock_image = true;
   ClipModel model = build(config.model, 40);
@@ -404,8 +406,8 @@ TEST_CASE("lock_image freezes the image tower; the optimiser leaves it out", "[e
   }
   const auto optimizer = train::make_adamw(*model, config.optim);
   int64_t in_optimizer = 0;
-  for (const auto& group : optimizer->param_groups()) {
-    in_optimizer += static_cast<int64_t>(group.params().size());
+  for (const auto& group : optimizer->groups()) {
+    in_optimizer += static_cast<int64_t>(group.parameters.size());
   }
   CHECK(in_optimizer == trainable);
 

@@ -50,7 +50,7 @@ TEST_CASE("with the causal mask, tokens after the EOT do not change the features
   CHECK(max_abs_diff(causal(tokens), causal(earlier)) > 1e-4);
 }
 
-TEST_CASE("eot pooling takes the first EOT; last pooling the last position", "[models][text]") {
+TEST_CASE("eot pooling takes the first EOT, last pooling the last position", "[models][text]") {
   torch::manual_seed(22);
   config::TextConfig config = test::tiny_config().text;
   TextTransformer by_eot = make_text(config);

@@ -34,10 +34,11 @@ TEST_CASE("bf16 steps: each step's loss is that of the weights the optimiser jus
     INFO("step " << step);
     duet::models::ClipModel fresh(config, tiny_tokenizer());
     copy_parameters(*fresh, *model);
-    const double expected = duet::train::accumulate_gradients(*fresh, {batch}, options);
+    const double expected =
+        duet::train::accumulate_gradients(*fresh, {batch}, options).item<double>();
 
     optimizer.zero_grad();
-    const double loss = duet::train::accumulate_gradients(*model, {batch}, options);
+    const double loss = duet::train::accumulate_gradients(*model, {batch}, options).item<double>();
     CHECK(loss == Approx(expected).epsilon(1e-6));
     optimizer.step();
     if (step == 0) {

@@ -28,7 +28,7 @@ Gradients step_gradients(duet::models::ClipModel& model,
                          const duet::train::StepOptions& options) {
   model->zero_grad();
   Gradients out;
-  out.loss = duet::train::accumulate_gradients(*model, micro, options);
+  out.loss = duet::train::accumulate_gradients(*model, micro, options).item<double>();
   for (const auto& item : model->named_parameters()) {
     REQUIRE(item.value().grad().defined());
     out.grads[item.key()] = item.value().grad().clone();

@@ -1,0 +1,17 @@
+#pragma once
+// Tests that need a GPU are tagged [cuda] and start with DUET_REQUIRE_CUDA_DEVICE(): without a
+// CUDA device they WARN "SKIPPED [cuda]: <test>: ..." and return - also under CI, which has no
+// GPU. scripts/test.sh counts these lines after a run, so a run shows how many device tests did
+// not run; scripts/gpu_check.sh runs them on a GPU (docs/gpu.md).
+#include <torch/cuda.h>
+
+#include <catch2/catch.hpp>
+
+#define DUET_REQUIRE_CUDA_DEVICE()                                                           \
+  do {                                                                                       \
+    if (!torch::cuda::is_available()) {                                                      \
+      WARN("SKIPPED [cuda]: " << ::Catch::getResultCapture().getCurrentTestName()            \
+                              << ": no CUDA device visible (scripts/gpu_check.sh runs it)"); \
+      return;                                                                                \
+    }                                                                                        \
+  } while (false)
