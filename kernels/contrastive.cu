@@ -15,8 +15,10 @@
 //   - rows, columns and D need not be multiples of the tiles: what lies outside is loaded as
 //     zeros and masked out of every statistic, sum and output.
 #include <cmath>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "kernels/contrastive_kernels.h"
 #include "kernels/contrastive_tiles.cuh"
@@ -424,13 +426,7 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> a
   const bool want_dp = args.grad_p != nullptr;
 
   float acc[kNT][4];
-  DUET_UNROLL
-  for (auto& tile : acc) {
-    DUET_UNROLL
-    for (float& v : tile) {
-      v = 0.0f;
-    }
-  }
+  zero(acc);
   double sum1 = 0.0;
   double sum2 = 0.0;
   if constexpr (kResident) {  // p's rows, all of D, once for the whole walk
@@ -684,9 +680,13 @@ void check_operands(const char* launcher, const LossOperands& in, bool siglip) {
   }
 }
 
-void check_pointer(const char* launcher, const void* ptr, const char* name) {
-  if (ptr == nullptr) {
-    bad_argument(launcher, std::string(name) + " must be a device pointer, got null");
+// Each (pointer, name) a launcher needs: not null.
+void check_pointers(const char* launcher,
+                    std::initializer_list<std::pair<const void*, const char*>> pointers) {
+  for (const auto& [ptr, name] : pointers) {
+    if (ptr == nullptr) {
+      bad_argument(launcher, std::string(name) + " must be a device pointer, got null");
+    }
   }
 }
 
@@ -884,38 +884,33 @@ namespace gpu {
 #endif
 
 void infonce_forward(const InfoNCEForwardParams& params, void* stream) {
-  constexpr const char* kName = "infonce_forward";
-  check_operands(kName, params.in, false);
-  check_pointer(kName, params.loss, "loss");
-  check_pointer(kName, params.lse_a, "lse_a");
-  check_pointer(kName, params.lse_b, "lse_b");
-  check_pointer(kName, params.workspace, "workspace");
+  check_operands("infonce_forward", params.in, false);
+  check_pointers("infonce_forward", {{params.loss, "loss"},
+                                     {params.lse_a, "lse_a"},
+                                     {params.lse_b, "lse_b"},
+                                     {params.workspace, "workspace"}});
   by_dtype<InfoNCEForwardParams, InfoNCEForwardTyped>(params, stream);
 }
 
 void infonce_backward(const InfoNCEBackwardParams& params, void* stream) {
-  constexpr const char* kName = "infonce_backward";
-  check_operands(kName, params.in, false);
-  check_pointer(kName, params.lse_a, "lse_a");
-  check_pointer(kName, params.lse_b, "lse_b");
-  check_pointer(kName, params.grad_output, "grad_output");
-  check_pointer(kName, params.workspace, "workspace");
+  check_operands("infonce_backward", params.in, false);
+  check_pointers("infonce_backward", {{params.lse_a, "lse_a"},
+                                      {params.lse_b, "lse_b"},
+                                      {params.grad_output, "grad_output"},
+                                      {params.workspace, "workspace"}});
   by_dtype<InfoNCEBackwardParams, InfoNCEBackwardTyped>(params, stream);
 }
 
 void siglip_forward(const SigLipForwardParams& params, void* stream) {
-  constexpr const char* kName = "siglip_forward";
-  check_operands(kName, params.in, true);
-  check_pointer(kName, params.loss, "loss");
-  check_pointer(kName, params.workspace, "workspace");
+  check_operands("siglip_forward", params.in, true);
+  check_pointers("siglip_forward", {{params.loss, "loss"}, {params.workspace, "workspace"}});
   by_dtype<SigLipForwardParams, SigLipForwardTyped>(params, stream);
 }
 
 void siglip_backward(const SigLipBackwardParams& params, void* stream) {
-  constexpr const char* kName = "siglip_backward";
-  check_operands(kName, params.in, true);
-  check_pointer(kName, params.grad_output, "grad_output");
-  check_pointer(kName, params.workspace, "workspace");
+  check_operands("siglip_backward", params.in, true);
+  check_pointers("siglip_backward",
+                 {{params.grad_output, "grad_output"}, {params.workspace, "workspace"}});
   by_dtype<SigLipBackwardParams, SigLipBackwardTyped>(params, stream);
 }
 

@@ -213,7 +213,8 @@ DUET_DEVICE void mma_slice(float (&acc)[4][4], const typename E::Storage* a_s,
   }
 }
 
-DUET_DEVICE void zero(float (&acc)[4][4]) {
+template <int kRows>
+DUET_DEVICE void zero(float (&acc)[kRows][4]) {
   DUET_UNROLL
   for (auto& row : acc) {
     DUET_UNROLL

@@ -1,5 +1,6 @@
 #pragma once
-// Small string helpers shared by the readers of text files, archive members and captions.
+// Small string helpers shared by the readers of text files, archive members and captions, and
+// by the writers of SVG plots and the HTML run report.
 #include <string>
 #include <string_view>
 
@@ -22,5 +23,8 @@ std::basic_string<Char> trim_if(std::basic_string_view<Char> text, IsSpace is_sp
 // `text` without its leading and trailing ASCII whitespace (std::isspace in the "C" locale:
 // space, \t, \n, \v, \f, \r). Bytes of multi-byte UTF-8 sequences are never whitespace.
 std::string trim(std::string_view text);
+
+// `text` safe inside XML or HTML text and quoted attributes: & < > " ' as entities.
+std::string markup_escape(std::string_view text);
 
 }  // namespace duet

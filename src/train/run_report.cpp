@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "eval/eval_details.h"
 #include "train/metrics_jsonl.h"
 #include "train/metrics_plot.h"
@@ -41,29 +42,6 @@ pre{background:#f7f7f7;padding:10px;font-size:12px;overflow:auto;max-height:420p
 .summary td{font-size:15px}
 )";
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string read_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
@@ -88,7 +66,7 @@ std::string metric_cell(const std::string& name, double value) {
   const std::string shown = !std::isfinite(value)      ? std::string("n/a")
                             : is_fraction_metric(name) ? fmt::format("{:.2f}%", 100.0 * value)
                                                        : fmt::format("{:.4g}", value);
-  return fmt::format("<td data-metric=\"{}\" data-value=\"{}\">{}</td>", html_escape(name),
+  return fmt::format("<td data-metric=\"{}\" data-value=\"{}\">{}</td>", markup_escape(name),
                      std::isfinite(value) ? fmt::format("{:.17g}", value) : "nan", shown);
 }
 
@@ -164,7 +142,7 @@ std::string summary_section(const std::string& run_dir, const std::vector<Metric
                         details.value("step", int64_t{0}));
   }
   html += "</table>\n";
-  html += fmt::format("<p class=\"muted\">run directory: {}</p>\n", html_escape(run_dir));
+  html += fmt::format("<p class=\"muted\">run directory: {}</p>\n", markup_escape(run_dir));
   return html;
 }
 
@@ -174,7 +152,7 @@ std::string config_section(const fs::path& run) {
     return "<p class=\"muted\">no config.yaml in the run directory</p>\n";
   }
   return "<details open><summary>config.yaml (resolved)</summary><pre>" +
-         html_escape(read_text(config)) + "</pre></details>\n";
+         markup_escape(read_text(config)) + "</pre></details>\n";
 }
 
 std::string training_section(const std::vector<MetricsRecord>& records) {
@@ -253,7 +231,7 @@ std::string evaluation_section(const std::vector<MetricsRecord>& records) {
       "<th>step</th></tr>\n";
   for (const auto& n : names) {
     const auto& [step, value] = latest.at(n);
-    html += fmt::format("<tr><td class=\"name\">{}</td>{}<td>{}</td></tr>\n", html_escape(n),
+    html += fmt::format("<tr><td class=\"name\">{}</td>{}<td>{}</td></tr>\n", markup_escape(n),
                         metric_cell(n, value), step);
   }
   return html + "</table>\n";
@@ -263,10 +241,10 @@ std::string thumbnail(const json& thumbnails, const std::string& key, const std:
                       const std::string& tip) {
   const auto it = thumbnails.find(key);
   if (it == thumbnails.end()) {
-    return fmt::format("<span class=\"muted\">{}</span> ", html_escape(key));
+    return fmt::format("<span class=\"muted\">{}</span> ", markup_escape(key));
   }
   return fmt::format("<img class=\"{}\" src=\"{}\" title=\"{}\" alt=\"{}\">", cls,
-                     it->get<std::string>(), html_escape(tip), html_escape(key));
+                     it->get<std::string>(), markup_escape(tip), markup_escape(key));
 }
 
 // Cell colour: white (0) to dark blue (1).
@@ -293,7 +271,7 @@ std::string confusion_matrix(const json& c) {
   for (int64_t t = 0; t < classes; ++t) {
     const double row_total = std::max<int64_t>(1, c["per_class_count"][t].get<int64_t>());
     html += detailed ? fmt::format("<tr><th class=\"name\">{}</th>",
-                                   html_escape(names[t].get<std::string>()))
+                                   markup_escape(names[t].get<std::string>()))
                      : std::string("<tr>");
     for (int64_t p = 0; p < classes; ++p) {
       const int64_t n = confusion[t * classes + p].get<int64_t>();
@@ -305,8 +283,8 @@ std::string confusion_matrix(const json& c) {
       }
       html += fmt::format(
           "<td style=\"background:{};color:{}\" title=\"{} as {}: {}\">{}</td>", shade(share),
-          share > 0.5 ? "#fff" : "#333", html_escape(names[t].get<std::string>()),
-          html_escape(names[p].get<std::string>()), n, n > 0 ? std::to_string(n) : "");
+          share > 0.5 ? "#fff" : "#333", markup_escape(names[t].get<std::string>()),
+          markup_escape(names[p].get<std::string>()), n, n > 0 ? std::to_string(n) : "");
     }
     html += "</tr>\n";
   }
@@ -327,7 +305,7 @@ std::string per_class_accuracy(const json& c) {
     html += fmt::format(
         "<tr><td class=\"name\">{}</td><td>{}</td><td>{:.1f}%</td><td style=\"text-align:left\">"
         "<span class=\"bar\" style=\"width:{}px\"></span></td></tr>\n",
-        html_escape(names[k].get<std::string>()), count, 100.0 * acc,
+        markup_escape(names[k].get<std::string>()), count, 100.0 * acc,
         static_cast<int>(std::round(120.0 * acc)));
   }
   return html + "</table></div>\n";
@@ -351,7 +329,7 @@ std::string confused_pairs(const json& c, const json& thumbnails) {
     html += fmt::format(
         "<tr><td class=\"name\">{}</td><td class=\"name\">{}</td><td>{}</td>"
         "<td class=\"thumbs\" style=\"text-align:left\">{}</td></tr>\n",
-        html_escape(truth), html_escape(predicted), p["count"].get<int64_t>(), images);
+        markup_escape(truth), markup_escape(predicted), p["count"].get<int64_t>(), images);
   }
   return html + "</table>\n";
 }
@@ -374,7 +352,7 @@ std::string retrieval_details(const std::string& name, const json& r, const json
     html += fmt::format(
         "<tr><td class=\"name\">&ldquo;{}&rdquo;</td><td class=\"thumbs\" "
         "style=\"text-align:left\">{}</td></tr>\n",
-        html_escape(q["text"].get<std::string>()), images);
+        markup_escape(q["text"].get<std::string>()), images);
   }
   return html +
          "</table>\n<p class=\"muted\">green: a right answer, red: a wrong one, best first.</p>\n";
@@ -387,7 +365,7 @@ std::string sets_section(const json& details) {
   std::string html;
   const json& thumbnails = details["thumbnails"];
   for (const auto& [name, section] : details["sections"].items()) {
-    html += fmt::format("<h3 id=\"set-{}\">{}</h3>\n", html_escape(name), html_escape(name));
+    html += fmt::format("<h3 id=\"set-{}\">{}</h3>\n", markup_escape(name), markup_escape(name));
     if (section.contains("classification")) {
       const json& c = section["classification"];
       html += confusion_matrix(c) + per_class_accuracy(c) + confused_pairs(c, thumbnails);
@@ -462,7 +440,7 @@ std::string seen_unseen_section(const json& details,
     html += fmt::format(
         "<h3>{}: seen combinations (test) vs unseen (heldout)</h3>\n<table><tr><th>metric</th>"
         "<th>seen: {}</th><th>unseen: {}</th></tr>\n",
-        html_escape(base), html_escape(name), html_escape(heldout));
+        markup_escape(base), markup_escape(name), markup_escape(heldout));
     for (const auto& [metric, value] : latest) {
       if (metric.rfind(name + "/", 0) != 0 || metric.find("samples") != std::string::npos) {
         continue;
@@ -472,7 +450,7 @@ std::string seen_unseen_section(const json& details,
       if (other == latest.end()) {
         continue;
       }
-      html += fmt::format("<tr><td class=\"name\">{}</td>{}{}</tr>\n", html_escape(m),
+      html += fmt::format("<tr><td class=\"name\">{}</td>{}{}</tr>\n", markup_escape(m),
                           metric_cell(metric, value.second),
                           metric_cell(other->first, other->second.second));
     }
@@ -520,9 +498,9 @@ std::string render_run_report(const std::string& run_dir) {
       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
       "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n";
   html += fmt::format("<title>duet run report: {}</title>\n<style>{}</style></head>\n<body>\n",
-                      html_escape(name), kStyle);
+                      markup_escape(name), kStyle);
   html += fmt::format("<h1>duet run report: {}</h1>\n<p class=\"muted\">written {}</p>\n",
-                      html_escape(name), when);
+                      markup_escape(name), when);
   html += "<section id=\"summary\"><h2>Summary</h2>\n" +
           summary_section(run_dir, records, details) + "</section>\n";
   html +=

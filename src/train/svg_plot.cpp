@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 namespace duet::train {
 namespace {
@@ -32,38 +33,6 @@ constexpr double kTickBand = 30.0;  // x tick labels under each plot area
 constexpr double kXLabelBand = 28.0;
 constexpr double kYLabelBand = 26.0;
 constexpr double kLegendRowHeight = 20.0;
-
-std::string xml_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        // Control characters other than tab/newline are not allowed in XML 1.0.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') {
-          out += ' ';
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
 
 // The "nice number" (1, 2 or 5 times a power of ten, as in Heckbert's axis labelling) nearest
 // to x > 0.
@@ -133,7 +102,7 @@ std::string color_of(const PlotSeries& s, size_t index) {
 void draw_series(std::string& svg, const PlotSeries& s, const std::string& color, const Scale& x,
                  const Scale& y) {
   const bool markers = finite_count(s) <= kMarkerMaxPoints;
-  const std::string title = fmt::format("<title>{}</title>", xml_escape(s.name));
+  const std::string title = fmt::format("<title>{}</title>", markup_escape(s.name));
   svg += fmt::format("<g class=\"series\" opacity=\"{:.3g}\">{}\n", s.opacity, title);
   // One polyline per run of finite points; a run of one point is a marker.
   size_t i = 0;
@@ -280,7 +249,7 @@ void draw_axes(std::string& svg, const PlotLayout& l, const AxisTicks& yt, const
         "<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{1:.1f}\" y2=\"{2:.1f}\" stroke=\"#e5e5e5\"/>\n"
         "<line x1=\"{3:.1f}\" y1=\"{2:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#888\"/>\n"
         "<text x=\"{4:.1f}\" y=\"{5:.1f}\" text-anchor=\"end\" fill=\"#444\">{6}</text>\n",
-        l.left, l.right, py, l.left - 4.0, l.left - 7.0, py + 4.0, xml_escape(yt.labels[i]));
+        l.left, l.right, py, l.left - 4.0, l.left - 7.0, py + 4.0, markup_escape(yt.labels[i]));
   }
   for (size_t i = 0; i < l.x_ticks.values.size(); ++i) {
     const double px = x(l.x_ticks.values[i]);
@@ -289,7 +258,7 @@ void draw_axes(std::string& svg, const PlotLayout& l, const AxisTicks& yt, const
         "<line x1=\"{0:.1f}\" y1=\"{2:.1f}\" x2=\"{0:.1f}\" y2=\"{3:.1f}\" stroke=\"#888\"/>\n"
         "<text x=\"{0:.1f}\" y=\"{4:.1f}\" text-anchor=\"middle\" fill=\"#444\">{5}</text>\n",
         px, area_top, area_bottom, area_bottom + 4.0, area_bottom + 18.0,
-        xml_escape(l.x_ticks.labels[i]));
+        markup_escape(l.x_ticks.labels[i]));
   }
   svg += fmt::format(
       "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" "
@@ -302,7 +271,7 @@ void draw_axes(std::string& svg, const PlotLayout& l, const AxisTicks& yt, const
         "<text x=\"{0:.1f}\" y=\"{1:.1f}\" transform=\"rotate(-90 {0:.1f} {1:.1f})\" "
         "text-anchor=\"middle\" dominant-baseline=\"middle\" font-size=\"13\" "
         "fill=\"#333\">{2}</text>\n",
-        cx, cy, xml_escape(y_label));
+        cx, cy, markup_escape(y_label));
   }
 }
 
@@ -325,7 +294,7 @@ void draw_legend(std::string& svg, const PlotPanel& panel, double x0, double are
                          row, color);
     }
     svg += fmt::format("</g>\n<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"#333\">{}</text>\n", lx + 30.0,
-                       row + 4.0, xml_escape(s.name));
+                       row + 4.0, markup_escape(s.name));
     row += kLegendRowHeight;
   }
 }
@@ -346,7 +315,7 @@ void draw_panel(std::string& svg, const PlotLayout& l, const PlotPanel& panel, s
     svg += fmt::format(
         "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"13\" font-weight=\"bold\" "
         "fill=\"#333\">{}</text>\n",
-        l.left, area_top - 9.0, xml_escape(panel.title));
+        l.left, area_top - 9.0, markup_escape(panel.title));
   }
   draw_axes(svg, l, yt, x, y, area_top, panel.y_label);
   bool any_point = false;
@@ -392,7 +361,7 @@ std::string render_svg_line_plot(const LinePlot& plot) {
     svg += fmt::format(
         "<text x=\"{:.1f}\" y=\"28\" text-anchor=\"middle\" font-size=\"17\" "
         "font-weight=\"bold\" fill=\"#222\">{}</text>\n",
-        (l.left + l.right) / 2.0, xml_escape(plot.title));
+        (l.left + l.right) / 2.0, markup_escape(plot.title));
   }
   for (size_t pi = 0; pi < panels.size(); ++pi) {
     draw_panel(svg, l, panels[pi], pi);
@@ -402,7 +371,7 @@ std::string render_svg_line_plot(const LinePlot& plot) {
         "<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"13\" "
         "fill=\"#333\">{}</text>\n",
         (l.left + l.right) / 2.0, l.top + l.panel_height * panels.size() + 10.0,
-        xml_escape(plot.x_label));
+        markup_escape(plot.x_label));
   }
   svg += "</svg>\n";
   return svg;

@@ -30,3 +30,10 @@ TEST_CASE("trim_if drops what its predicate names, for any character type") {
 
 }  // namespace
 }  // namespace duet
+
+TEST_CASE("markup_escape makes text safe in XML and HTML text and attributes") {
+  CHECK(duet::markup_escape("a < b && c > \"d\" 'e'") ==
+        "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#39;e&#39;");
+  CHECK(duet::markup_escape("plain — ünïcode") == "plain — ünïcode");
+  CHECK(duet::markup_escape("") == "");
+}
