@@ -394,6 +394,104 @@ constexpr int kGradSmemBytes = (kResident ? 0 : kStagingBytes<E>)+(
                                        kGStride<E>)*static_cast<int>(sizeof(typename E::Storage)) +
                                kThreads* static_cast<int>(sizeof(double));
 
+// G / scale at this thread's 16 elements of the tile (s_acc: the raw products p·q), added to the
+// sums, and stored to g_s [64][kGS] when `store`.
+// row_value: the epilogue's per-row value (the row's log-sum-exp) of this thread's two rows.
+template <class E, int kGS, class Epilogue>
+DUET_DEVICE void form_g(const float (&s_acc)[4][4], float t, const Epilogue& epi,
+                        const float (&row_value)[2], const FragmentPlace& place,
+                        const PairOperands& in, int64_t row0, int64_t col0,
+                        typename E::Storage* g_s, bool store, float& sum1, float& sum2) {
+  using S = typename E::Storage;
+  DUET_UNROLL
+  for (int nt = 0; nt < 4; ++nt) {
+    float g[4];
+    DUET_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = row0 + place.row[i >> 1];
+      const int64_t col = col0 + place.col0 + 8 * nt + (i & 1);
+      g[i] = 0.0f;
+      if (row < in.rows && col < in.cols) {
+        g[i] = epi(t * s_acc[nt][i], row_value[i >> 1], epi.col_value(col), row, col, sum1, sum2);
+      }
+    }
+    const int col = place.col0 + 8 * nt;
+    DUET_UNROLL
+    for (int h = 0; h < 2 && store; ++h) {
+      S* at = g_s + place.row[h] * kGS + col;
+      if constexpr (E::kTf32) {
+        smem_store(at, g[2 * h]);
+        smem_store(at + 1, g[2 * h + 1]);
+      } else {
+        smem_store(reinterpret_cast<uint32_t*>(at), E::pack(g[2 * h], g[2 * h + 1]));
+      }
+    }
+  }
+}
+
+// acc += G[this warp's 16 rows, 64] · q_tile[64, this warp's kNT·8 columns from n_base]: the
+// second product, with q_tile's rows as the reduction dimension (ldmatrix .trans fragments).
+template <class E, int kNT, int kGS, int kCS>
+DUET_DEVICE void accumulate_g_q(float (&acc)[kNT][4], const typename E::Storage* g_s,
+                                const typename E::Storage* q_tile, int n_base) {
+  const int lane = lane_id();
+  const int wm = warp_id() % 4;
+  if constexpr (E::kTf32) {
+    const int g = lane >> 2;
+    const int tq = lane & 3;
+    DUET_UNROLL
+    for (int kk = 0; kk < kBN; kk += 8) {
+      const float* ar = g_s + (wm * 16 + g) * kGS + kk;
+      const float a[4] = {smem_load(ar + tq), smem_load(ar + 8 * kGS + tq), smem_load(ar + tq + 4),
+                          smem_load(ar + 8 * kGS + tq + 4)};
+      DUET_UNROLL
+      for (int nt = 0; nt < kNT; ++nt) {
+        const float* br = q_tile + (kk + tq) * kCS + n_base + nt * 8 + g;
+        const float b[2] = {smem_load(br), smem_load(br + 4 * kCS)};
+        mma_3xtf32(acc[nt], a, b);
+      }
+    }
+  } else {
+    DUET_UNROLL
+    for (int kk = 0; kk < kBN; kk += 16) {
+      uint32_t a[4];
+      ldmatrix_x4(
+          a, g_s + (wm * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kGS + kk + (lane >> 4) * 8);
+      DUET_UNROLL
+      for (int np = 0; np < kNT / 2; ++np) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, q_tile + (kk + (lane & 7) + ((lane >> 3) & 1) * 8) * kCS + n_base +
+                                 np * 16 + (lane >> 4) * 8);
+        const uint32_t b0[2] = {b[0], b[1]};
+        const uint32_t b1[2] = {b[2], b[3]};
+        E::mma(acc[2 * np], a, b0);
+        E::mma(acc[2 * np + 1], a, b1);
+      }
+    }
+  }
+}
+
+// dp[rows, d0 + n_base ..] = factor·acc in the inputs' dtype, inside the matrix and the chunk.
+template <class E, int kNT>
+DUET_DEVICE void write_dp(const float (&acc)[kNT][4], float factor, int64_t row0, int64_t rows,
+                          int64_t dim, int64_t d0, int64_t d_end, int n_base, void* grad_p) {
+  using S = typename E::Storage;
+  const int lane = lane_id();
+  const int wm = warp_id() % 4;
+  S* out = static_cast<S*>(grad_p);
+  DUET_UNROLL
+  for (int nt = 0; nt < kNT; ++nt) {
+    DUET_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = row0 + wm * 16 + (lane >> 2) + 8 * (i >> 1);
+      const int64_t d = d0 + n_base + nt * 8 + 2 * (lane & 3) + (i & 1);
+      if (row < rows && d < d_end) {
+        out[row * dim + d] = E::from_float(factor * acc[nt][i]);
+      }
+    }
+  }
+}
+
 template <class E, int kDC, class Epilogue, bool kResident>
 DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> args) {
   using S = typename E::Storage;
@@ -413,16 +511,14 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> a
   epi.load();  // device scalars into registers
   const float t = expf(*in.log_scale);
   const int64_t row0 = int64_t{blockIdx.x} * kBM;
-  const int64_t col_tiles = div_up(in.cols, kBN);
   const FragmentPlace place = fragment_place();
-  const int lane = lane_id();
-  const int wm = warp_id() % 4;
-  const int wn = warp_id() / 4;
-  const int64_t rows[2] = {row0 + place.row[0], row0 + place.row[1]};
-  const bool row_ok[2] = {rows[0] < in.rows, rows[1] < in.rows};
-  const float row_value[2] = {row_ok[0] ? epi.row_value(rows[0]) : 0.0f,
-                              row_ok[1] ? epi.row_value(rows[1]) : 0.0f};
-  const int n_base = wn * (kDC / 2);  // this warp's first column of the chunk
+  float row_value[2];  // the epilogue's value of this thread's two rows (0 outside p)
+  DUET_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    const int64_t row = row0 + place.row[h];
+    row_value[h] = row < in.rows ? epi.row_value(row) : 0.0f;
+  }
+  const int n_base = (warp_id() / 4) * (kDC / 2);  // this warp's first column of the chunk
   const bool want_dp = args.grad_p != nullptr;
 
   float acc[kNT][4];
@@ -433,8 +529,7 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> a
     load_tile<E, kDC, kCS>(p_res, static_cast<const S*>(in.p), in.rows, in.dim, row0, 0, args.vec);
     cp_async_commit();
   }
-  for (int64_t ct = 0; ct < col_tiles; ++ct) {
-    const int64_t col0 = ct * kBN;
+  for (int64_t col0 = 0; col0 < in.cols; col0 += kBN) {
     float s_acc[4][4];
     if constexpr (kResident) {  // q's tile lands in `chunk`, where the second product reads it
       tile_products_resident<E, kCS>(s_acc, p_res, chunk, in, col0, args.vec);
@@ -447,91 +542,24 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> a
       }
       tile_products<E>(s_acc, st, in, row0, col0, args.vec);
     }
-
     float tile_sum1 = 0.0f;
     float tile_sum2 = 0.0f;
-    DUET_UNROLL
-    for (int nt = 0; nt < 4; ++nt) {
-      float g[4];
-      DUET_UNROLL
-      for (int i = 0; i < 4; ++i) {
-        const int64_t col = col0 + place.col0 + 8 * nt + (i & 1);
-        g[i] = 0.0f;
-        if (row_ok[i >> 1] && col < in.cols) {
-          g[i] = epi(t * s_acc[nt][i], row_value[i >> 1], epi.col_value(col), rows[i >> 1], col,
-                     tile_sum1, tile_sum2);
-        }
-      }
-      const int col = place.col0 + 8 * nt;
-      DUET_UNROLL
-      for (int h = 0; h < 2 && want_dp; ++h) {
-        S* at = g_s + place.row[h] * kGS + col;
-        if constexpr (E::kTf32) {
-          smem_store(at, g[2 * h]);
-          smem_store(at + 1, g[2 * h + 1]);
-        } else {
-          smem_store(reinterpret_cast<uint32_t*>(at), E::pack(g[2 * h], g[2 * h + 1]));
-        }
-      }
-    }
+    form_g<E, kGS>(s_acc, t, epi, row_value, place, in, row0, col0, g_s, want_dp, tile_sum1,
+                   tile_sum2);
     sum1 += tile_sum1;
     sum2 += tile_sum2;
     if (!want_dp) {
       continue;  // G is not needed beyond the sums
     }
     block_sync();
-
-    // acc += G[rows of this warp, 64] · chunk[64, this warp's kDC / 2 columns]
-    if constexpr (E::kTf32) {
-      const int g = lane >> 2;
-      const int tq = lane & 3;
-      DUET_UNROLL
-      for (int kk = 0; kk < kBN; kk += 8) {
-        const float* ar = g_s + (wm * 16 + g) * kGS + kk;
-        const float a[4] = {smem_load(ar + tq), smem_load(ar + 8 * kGS + tq),
-                            smem_load(ar + tq + 4), smem_load(ar + 8 * kGS + tq + 4)};
-        DUET_UNROLL
-        for (int nt = 0; nt < kNT; ++nt) {
-          const float* br = chunk + (kk + tq) * kCS + n_base + nt * 8 + g;
-          const float b[2] = {smem_load(br), smem_load(br + 4 * kCS)};
-          mma_3xtf32(acc[nt], a, b);
-        }
-      }
-    } else {
-      DUET_UNROLL
-      for (int kk = 0; kk < kBN; kk += 16) {
-        uint32_t a[4];
-        ldmatrix_x4(
-            a, g_s + (wm * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kGS + kk + (lane >> 4) * 8);
-        DUET_UNROLL
-        for (int np = 0; np < kNT / 2; ++np) {
-          uint32_t b[4];
-          ldmatrix_x4_trans(b, chunk + (kk + (lane & 7) + ((lane >> 3) & 1) * 8) * kCS + n_base +
-                                   np * 16 + (lane >> 4) * 8);
-          const uint32_t b0[2] = {b[0], b[1]};
-          const uint32_t b1[2] = {b[2], b[3]};
-          E::mma(acc[2 * np], a, b0);
-          E::mma(acc[2 * np + 1], a, b1);
-        }
-      }
-    }
+    accumulate_g_q<E, kNT, kGS, kCS>(acc, g_s, chunk, n_base);
     block_sync();
   }
 
-  // dp = g_out·t·scale·acc, in the inputs' dtype.
-  const float factor = *args.grad_output * t * epi.scale;
-  const int64_t d_end = args.d0 + kDC < in.dim ? args.d0 + kDC : in.dim;
-  S* out = static_cast<S*>(args.grad_p);
-  DUET_UNROLL
-  for (int nt = 0; nt < kNT && want_dp; ++nt) {
-    DUET_UNROLL
-    for (int i = 0; i < 4; ++i) {
-      const int64_t row = row0 + wm * 16 + (lane >> 2) + 8 * (i >> 1);
-      const int64_t d = args.d0 + n_base + nt * 8 + 2 * (lane & 3) + (i & 1);
-      if (row < in.rows && d < d_end) {
-        out[row * in.dim + d] = E::from_float(factor * acc[nt][i]);
-      }
-    }
+  if (want_dp) {  // dp = g_out·t·scale·acc
+    const int64_t d_end = args.d0 + kDC < in.dim ? args.d0 + kDC : in.dim;
+    write_dp<E, kNT>(acc, *args.grad_output * t * epi.scale, row0, in.rows, in.dim, args.d0, d_end,
+                     n_base, args.grad_p);
   }
   if (args.partials != nullptr) {
     sum1 = block_sum(sum1, scratch);
@@ -543,8 +571,7 @@ DUET_KERNEL void __launch_bounds__(kThreads, 1) grad_kernel(GradArgs<Epilogue> a
   }
 }
 
-// ---- launchers
-// -----------------------------------------------------------------------------------
+// ---- launchers ----------------------------------------------------------------------------------
 
 [[noreturn]] void bad_argument(const char* launcher, const std::string& what) {
   throw std::invalid_argument(std::string(launcher) + ": " + what);

@@ -661,11 +661,11 @@ struct Inconsistency {
   std::string message;
 };
 
-std::vector<Inconsistency> inconsistencies(const Config& c) {
-  std::vector<Inconsistency> out;
-  auto add = [&out](std::string key, std::string message) {
-    out.push_back({std::move(key), std::move(message)});
-  };
+// Adds one broken rule: the key its message is reported at, and the message.
+using AddInconsistency = std::function<void(std::string key, std::string message)>;
+
+// The towers' shapes and pooling, and the temperature's range.
+void model_rules(const Config& c, const AddInconsistency& add) {
   const auto& vision = c.model.vision;
   const auto& text = c.model.text;
   if (vision.width % vision.heads != 0) {
@@ -701,6 +701,10 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
                     format_number(c.model.init_logit_scale),
                     format_number(c.optim.logit_scale_max)));
   }
+}
+
+// The loss against the model, and the step count, batch and schedule.
+void training_rules(const Config& c, const AddInconsistency& add) {
   if (c.loss.type == LossType::kSiglip && !c.model.logit_bias) {
     add("loss.type",
         "loss.type 'siglip' needs model.logit_bias: true (the sigmoid loss learns a bias)");
@@ -731,6 +735,10 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
         fmt::format("schedule.min_lr ({}) must not exceed optim.lr ({})",
                     format_number(c.schedule.min_lr), format_number(c.optim.lr)));
   }
+}
+
+// Augmentation and normalisation values, the CSV separator.
+void data_rules(const Config& c, const AddInconsistency& add) {
   const auto& data = c.data;
   if (data.rrc_scale.size() != 2 || data.rrc_scale[0] <= 0.0 ||
       data.rrc_scale[0] > data.rrc_scale[1]) {
@@ -750,6 +758,10 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
     add("data.csv_separator",
         fmt::format("data.csv_separator ('{}') must be a single character", data.csv_separator));
   }
+}
+
+// Evaluation sets, and what the device, backend and loss need of this build.
+void run_rules(const Config& c, const AddInconsistency& add) {
   const auto& zs = c.eval.zero_shot;
   const int zs_set = !zs.source.empty() + !zs.classnames.empty() + !zs.templates.empty();
   if (zs_set != 0 && zs_set != 3) {
@@ -769,6 +781,27 @@ std::vector<Inconsistency> inconsistencies(const Config& c) {
         "train.precision 'bf16' needs LibTorch >= 2.4 (this build has " DUET_TORCH_VERSION
         "); use 'fp32'");
   }
+  if (c.loss.implementation == LossImplementation::kFused && c.train.device == DeviceChoice::kCpu) {
+    add("loss.implementation",
+        "loss.implementation 'fused' runs on CUDA devices, but train.device is 'cpu'; use 'auto' "
+        "or 'tiled'");
+  }
+  if (c.loss.implementation == LossImplementation::kFused && !DUET_CUDA) {
+    add("loss.implementation",
+        "loss.implementation 'fused': this duet was built without the CUDA kernels (`duet "
+        "--version` says); use 'auto', 'tiled' or 'reference'");
+  }
+}
+
+std::vector<Inconsistency> inconsistencies(const Config& c) {
+  std::vector<Inconsistency> out;
+  const AddInconsistency add = [&out](std::string key, std::string message) {
+    out.push_back({std::move(key), std::move(message)});
+  };
+  model_rules(c, add);
+  training_rules(c, add);
+  data_rules(c, add);
+  run_rules(c, add);
   return out;
 }
 

@@ -260,3 +260,12 @@ TEST_CASE("a --set value of one punctuation character is that character, not YAM
   CHECK_THAT(config_error_of([] { load_string("", "sep.yaml", {"data.csv_separator=~"}); }),
              Catch::Contains("data.csv_separator"));
 }
+
+TEST_CASE("a fused loss on the CPU is refused when the config loads, not at the first step") {
+  const std::string message = config_error_of([] {
+    load_string("loss: {implementation: fused}\ntrain: {device: cpu}\n", "fused.yaml");
+  });
+  CHECK_THAT(message, Catch::Contains("loss.implementation 'fused' runs on CUDA devices, but "
+                                      "train.device is 'cpu'"));
+  CHECK_THAT(message, Catch::Contains("fused.yaml:1"));
+}
