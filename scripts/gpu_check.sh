@@ -12,7 +12,7 @@
 #   5. stop at step 150 and resume to 300 on the GPU: losses against the uninterrupted fp32 run
 #   6. duet eval of the fp32 run's GPU checkpoint with no GPU visible (CUDA_VISIBLE_DEVICES=)
 #   7. distributed.backend nccl with one process (the NCCL communicator on the GPU)
-#   8. duet bench loss --device cuda at N = 4k, 16k, 32k, D = 512, with PyTorch's materialised
+#   8. duet bench loss --device cuda at N = 4k, 16k, 32k (D = 512; 32k also D = 768) and 64k, with PyTorch's materialised
 #      loss and a cuBLAS bf16 GEMM measured in the same run (scripts/bench_loss_torch.py)
 #   9. throughput of a ViT-B-32 at 224 px in bf16 (samples/s, data wait vs compute)
 #
@@ -367,25 +367,32 @@ if duet --version | grep -q "fused CUDA loss kernels: yes"; then
   IMPLS="$IMPLS,fused"
 fi
 BENCH_ROWS=()
-for n in 4096 16384 32768; do
-  for dtype in float32 bfloat16; do
+# N:D:dtypes: the issue's sizes. The materialised reference is left out at N = 65536 (its N×N
+# float32 logits alone are 16 GiB, and it holds several); the tiled loss uses 4096-row tiles on
+# the GPU (each tile is a few kernel launches).
+for size in 4096:512:float32,bfloat16 16384:512:float32,bfloat16 32768:512:float32,bfloat16 \
+            32768:768:bfloat16 65536:512:bfloat16; do
+  IFS=: read -r n dim dtypes <<<"$size"
+  impls="$IMPLS"
+  [[ $n -ge 65536 ]] && impls="${IMPLS/reference,/}"
+  for dtype in ${dtypes//,/ }; do
     if over_budget; then
-      row "bench loss N=$n $dtype" "skipped" "-" "the check's time budget is spent"
+      row "bench loss N=$n D=$dim $dtype" "skipped" "-" "the check's time budget is spent"
       continue
     fi
-    name="bench_${n}_$dtype"
-    if gpu_run "$name" 120 duet bench loss --device cuda --n "$n" --dim 512 --dtype "$dtype" \
-          --impl "$IMPLS" --repeats 5; then
+    name="bench_${n}_${dim}_$dtype"
+    if gpu_run "$name" 120 duet bench loss --device cuda --n "$n" --dim "$dim" --dtype "$dtype" \
+          --impl "$impls" --tile 4096 --repeats 5; then
       if [[ $DRY -eq 0 ]]; then
         BENCH_ROWS+=("$(grep -E '^\| (reference|tiled|fused) ' "$WORK/logs/$name.log")")
         if grep -q "| failed:" "$WORK/logs/$name.log"; then
-          row "duet bench loss --device cuda N=$n $dtype" "FAIL" "$LAST_SECONDS s" \
+          row "duet bench loss --device cuda N=$n D=$dim $dtype" "FAIL" "$LAST_SECONDS s" \
             "$(grep -m1 -o 'failed:[^|]*' "$WORK/logs/$name.log")"
           FAILED=1
         fi
       fi
     else
-      row "duet bench loss --device cuda N=$n $dtype" "FAIL" "$LAST_SECONDS s" "log: logs/$name.log"
+      row "duet bench loss --device cuda N=$n D=$dim $dtype" "FAIL" "$LAST_SECONDS s" "log: logs/$name.log"
       FAILED=1
     fi
   done
