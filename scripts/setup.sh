@@ -37,7 +37,7 @@ say() { echo "[setup] $*"; }
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-venv
   libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev catch2
-  libsentencepiece-dev sentencepiece libprotobuf-dev libutf8proc-dev
+  libsentencepiece-dev sentencepiece libutf8proc-dev
   libjpeg-dev libturbojpeg0-dev libpng-dev libwebp-dev libarchive-dev zlib1g-dev
   libgloo-dev ccache   # Gloo headers for the CPU communicator; ccache speeds up rebuilds
   libisal-dev   # CRC-32C of TensorBoard's TFRecords (Debian 12 has no libcrc32c)

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/strings.h"
 
 extern char** environ;
 
@@ -376,13 +377,7 @@ int slurm_default_port(int64_t job_id) { return 20000 + static_cast<int>(job_id 
 std::vector<std::string> expand_hostlist(const std::string& hostlist) {
   std::vector<std::string> hosts;
   for (const auto& raw : split_top_level(hostlist)) {
-    std::string item = raw;
-    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) {
-      item.pop_back();
-    }
-    while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) {
-      item.erase(0, 1);
-    }
+    const std::string item = trim(raw);
     if (item.empty()) {
       fail(ErrorKind::kUsage, "hostlist '{}' has an empty entry", hostlist);
     }
