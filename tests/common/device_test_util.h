@@ -7,11 +7,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/device_skip.h"
+
 #define DUET_REQUIRE_CUDA_DEVICE()                                                           \
   do {                                                                                       \
     if (!torch::cuda::is_available()) {                                                      \
-      WARN("SKIPPED [cuda]: " << ::Catch::getResultCapture().getCurrentTestName()            \
-                              << ": no CUDA device visible (scripts/gpu_check.sh runs it)"); \
+      DUET_WARN_DEVICE_SKIP("no CUDA device visible (scripts/gpu_check.sh runs it)");        \
       return;                                                                                \
     }                                                                                        \
   } while (false)

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/device_skip.h"
 #include "contrastive_checks.h"
 #include "kernels/contrastive_kernels.h"
 
@@ -23,9 +24,8 @@ void cuda_ok(cudaError_t status, const char* what) {
 bool have_device() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    WARN(
-        "SKIPPED: no CUDA device: the kernels are tested on the host layer "
-        "(test_contrastive_kernels)");
+    DUET_WARN_DEVICE_SKIP(
+        "no CUDA device: the kernels are tested on the host layer (test_contrastive_kernels)");
     return false;
   }
   return true;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/device_skip.h"
 #include "conversion_reference.h"
 #include "intrinsic_cuda_runner.h"
 #include "intrinsic_test_kernels.cuh"
@@ -24,7 +25,7 @@ namespace {
 bool have_gpu() {
   std::string why;
   if (!gpu::available(&why)) {
-    WARN("SKIP: no CUDA device (" << why << "); the [cuda] comparison did not run");
+    DUET_WARN_DEVICE_SKIP("no CUDA device (" << why << "); the [cuda] comparison did not run");
     return false;
   }
   static const bool logged = [] {

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/device_test_util.h"
 #include "common/error.h"
 #include "common/test_util.h"
 #include "losses/contrastive_loss.h"
@@ -138,10 +139,7 @@ TEST_CASE("contrastive_loss runs the path it selects, in the form the batch stat
 
 TEST_CASE("on a CUDA device auto runs the fused kernels and matches the reference",
           "[losses][cuda]") {
-  if (!torch::cuda::is_available()) {
-    WARN("SKIPPED: no CUDA device: the fused path is tested on the host layer (tests/kernels)");
-    return;
-  }
+  DUET_REQUIRE_CUDA_DEVICE();  // without one, the fused path is tested on the host layer
   REQUIRE(fused_kernels_available());
   torch::manual_seed(22);
   const auto options = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat32);

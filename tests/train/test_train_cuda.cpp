@@ -71,7 +71,7 @@ TEST_CASE("a run stopped and resumed on the GPU logs the uninterrupted run's los
 TEST_CASE("distributed.backend nccl with one process trains through NCCL", "[train][cuda]") {
   DUET_REQUIRE_CUDA_DEVICE();
   if (!duet::distributed::nccl_available()) {
-    WARN("SKIPPED [cuda]: this build has no NCCL communicator");
+    DUET_WARN_DEVICE_SKIP("this build has no NCCL communicator");
     return;
   }
   TempDir out;
