@@ -45,6 +45,32 @@ inline std::vector<float> random_matrix(std::mt19937& rng, InputType type, int r
   return m;
 }
 
+// A 16x16x16 ldmatrix-feeding-mma problem in row-major shared-memory form: A, B, C as values,
+// A and B as 16-bit patterns of `type`, and B transposed (for the .trans load plans).
+struct LdmatrixMmaOperands {
+  std::vector<float> a, b, c;
+  std::vector<uint16_t> a_bits, b_bits, bt_bits;
+};
+
+inline LdmatrixMmaOperands random_ldmatrix_mma_operands(std::mt19937& rng, InputType type,
+                                                         bool small_integers) {
+  LdmatrixMmaOperands o;
+  o.a = random_matrix(rng, type, 16, 16, small_integers);
+  o.b = random_matrix(rng, type, 16, 16, small_integers);
+  o.c = random_matrix(rng, InputType::kTf32, 16, 16, small_integers);
+  o.a_bits.resize(256);
+  o.b_bits.resize(256);
+  o.bt_bits.resize(256);
+  for (std::size_t i = 0; i < 16; ++i) {
+    for (std::size_t j = 0; j < 16; ++j) {
+      o.a_bits[i * 16 + j] = to_bits16(type, o.a[i * 16 + j]);
+      o.b_bits[i * 16 + j] = to_bits16(type, o.b[i * 16 + j]);
+      o.bt_bits[j * 16 + i] = o.b_bits[i * 16 + j];
+    }
+  }
+  return o;
+}
+
 // D = A (m x k) * B (k x n) + C (m x n), all row-major, in float64; `magnitude` gets
 // sum_k |a b| + |c| per element, the scale of a float32 summation's error.
 inline std::vector<double> reference_matmul(const std::vector<float>& a,

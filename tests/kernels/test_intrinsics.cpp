@@ -252,26 +252,13 @@ template <dt::MmaKind kKind, dt::LoadPlan kPlan>
 void check_ldmatrix_mma(std::mt19937& rng, bool integers) {
   const dt::InputType type =
       kKind == dt::MmaKind::kBf16 ? dt::InputType::kBf16 : dt::InputType::kF16;
-  const std::vector<float> a = dt::random_matrix(rng, type, 16, 16, integers);
-  const std::vector<float> b = dt::random_matrix(rng, type, 16, 16, integers);
-  const std::vector<float> c = dt::random_matrix(rng, dt::InputType::kTf32, 16, 16, integers);
-  std::vector<uint16_t> a_bits(256);
-  std::vector<uint16_t> b_bits(256);
-  std::vector<uint16_t> bt_bits(256);
-  for (int i = 0; i < 16; ++i) {
-    for (int j = 0; j < 16; ++j) {
-      a_bits[static_cast<std::size_t>(i * 16 + j)] =
-          dt::to_bits16(type, a[static_cast<std::size_t>(i * 16 + j)]);
-      b_bits[static_cast<std::size_t>(i * 16 + j)] =
-          dt::to_bits16(type, b[static_cast<std::size_t>(i * 16 + j)]);
-      bt_bits[static_cast<std::size_t>(j * 16 + i)] = b_bits[static_cast<std::size_t>(i * 16 + j)];
-    }
-  }
+  const dt::LdmatrixMmaOperands o = dt::random_ldmatrix_mma_operands(rng, type, integers);
   std::vector<float> d(256, -1.0f);
-  dt::launch_ldmatrix_mma<kKind, kPlan>(a_bits.data(), b_bits.data(), bt_bits.data(), c.data(),
-                                        d.data(), nullptr);
+  dt::launch_ldmatrix_mma<kKind, kPlan>(o.a_bits.data(), o.b_bits.data(), o.bt_bits.data(),
+                                        o.c.data(), d.data(), nullptr);
   std::vector<double> magnitude;
-  const std::vector<double> expected = dt::reference_matmul(a, b, c, 16, 16, 16, &magnitude);
+  const std::vector<double> expected =
+      dt::reference_matmul(o.a, o.b, o.c, 16, 16, 16, &magnitude);
   for (std::size_t i = 0; i < d.size(); ++i) {
     INFO("plan " << static_cast<int>(kPlan) << " kind " << static_cast<int>(kKind) << " element ("
                  << i / 16 << "," << i % 16 << ")");

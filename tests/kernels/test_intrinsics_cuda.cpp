@@ -137,27 +137,13 @@ template <dt::MmaKind kKind, dt::LoadPlan kPlan>
 void compare_ldmatrix_mma(std::mt19937& rng) {
   const dt::InputType type =
       kKind == dt::MmaKind::kBf16 ? dt::InputType::kBf16 : dt::InputType::kF16;
-  const std::vector<float> a = dt::random_matrix(rng, type, 16, 16, true);
-  const std::vector<float> b = dt::random_matrix(rng, type, 16, 16, true);
-  const std::vector<float> c = dt::random_matrix(rng, dt::InputType::kTf32, 16, 16, true);
-  std::vector<uint16_t> a_bits(256);
-  std::vector<uint16_t> b_bits(256);
-  std::vector<uint16_t> bt_bits(256);
-  for (int i = 0; i < 16; ++i) {
-    for (int j = 0; j < 16; ++j) {
-      a_bits[static_cast<std::size_t>(i * 16 + j)] =
-          dt::to_bits16(type, a[static_cast<std::size_t>(i * 16 + j)]);
-      b_bits[static_cast<std::size_t>(i * 16 + j)] =
-          dt::to_bits16(type, b[static_cast<std::size_t>(i * 16 + j)]);
-      bt_bits[static_cast<std::size_t>(j * 16 + i)] = b_bits[static_cast<std::size_t>(i * 16 + j)];
-    }
-  }
+  const dt::LdmatrixMmaOperands o = dt::random_ldmatrix_mma_operands(rng, type, true);
   std::vector<float> gpu_d;
-  gpu::ldmatrix_mma(static_cast<int>(kKind), static_cast<int>(kPlan), a_bits, b_bits, bt_bits, c,
-                    gpu_d);
+  gpu::ldmatrix_mma(static_cast<int>(kKind), static_cast<int>(kPlan), o.a_bits, o.b_bits,
+                    o.bt_bits, o.c, gpu_d);
   std::vector<float> host_d(256);
-  dt::launch_ldmatrix_mma<kKind, kPlan>(a_bits.data(), b_bits.data(), bt_bits.data(), c.data(),
-                                        host_d.data(), nullptr);
+  dt::launch_ldmatrix_mma<kKind, kPlan>(o.a_bits.data(), o.b_bits.data(), o.bt_bits.data(),
+                                        o.c.data(), host_d.data(), nullptr);
   INFO("kind " << static_cast<int>(kKind) << " plan " << static_cast<int>(kPlan));
   CHECK(gpu_d == host_d);
 }
