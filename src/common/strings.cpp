@@ -30,7 +30,8 @@ std::string markup_escape(std::string_view text) {
         out += "&#39;";
         break;
       default:
-        out += c;
+        // Control characters other than tab and newline are not allowed in XML 1.0.
+        out += static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' ? ' ' : c;
     }
   }
   return out;

@@ -24,7 +24,8 @@ std::basic_string<Char> trim_if(std::basic_string_view<Char> text, IsSpace is_sp
 // space, \t, \n, \v, \f, \r). Bytes of multi-byte UTF-8 sequences are never whitespace.
 std::string trim(std::string_view text);
 
-// `text` safe inside XML or HTML text and quoted attributes: & < > " ' as entities.
+// `text` safe inside XML or HTML text and quoted attributes: & < > " ' as entities, and the
+// control characters XML 1.0 forbids (below 0x20 except tab and newline) as spaces.
 std::string markup_escape(std::string_view text);
 
 }  // namespace duet

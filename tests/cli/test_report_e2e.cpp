@@ -23,6 +23,7 @@
 #include "data/fashion_mnist.h"
 #include "data/image_decode.h"
 #include "data/zero_shot_prompts.h"
+#include "train/metrics.h"
 
 namespace {
 
@@ -156,6 +157,32 @@ logging: {{every_steps: 10, tensorboard: false}}
       ++compared;
     }
     CHECK(compared >= 15);  // zero-shot, retrieval and the CLIP_benchmark set's metrics
+    // Training scalars (the summary shows some) are not listed as evaluation metrics.
+    const size_t table = html.find("<h3>Last evaluation</h3>");
+    REQUIRE(table != std::string::npos);
+    const auto evaluation = shown_metrics(html.substr(table, html.find("</table>", table) - table));
+    CHECK(evaluation.size() >= 15);
+    for (const auto& name : duet::train::training_metric_names()) {
+      INFO(name);
+      CHECK(evaluation.count(name) == 0);
+    }
+
+    // The same weights exported to transformers' layout, evaluated with the run's config.
+    const std::string hf = dir / "hf";
+    REQUIRE(run_duet({"--log-level", "warn", "export", "--checkpoint", checkpoint, "--format",
+                      "hf", "--out", hf})
+                .exit_code == 0);
+    const auto from_export = run_duet({"--log-level", "warn", "eval", "-c", run_dir + "/config.yaml",
+                                       "--checkpoint", hf, "--json"});
+    INFO(from_export.err);
+    REQUIRE(from_export.exit_code == 0);
+    const auto export_json = nlohmann::json::parse(from_export.out);
+    for (const auto& [name, value] : eval_json.items()) {
+      if (value.is_number_float() && name.find("samples") == std::string::npos) {
+        INFO(name);
+        CHECK(export_json.at(name).get<double>() == Approx(value.get<double>()).margin(1e-6));
+      }
+    }
   }
 
   {  // Chromium renders it without errors, every section present, not blank

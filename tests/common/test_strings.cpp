@@ -36,4 +36,5 @@ TEST_CASE("markup_escape makes text safe in XML and HTML text and attributes") {
         "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#39;e&#39;");
   CHECK(duet::markup_escape("plain — ünïcode") == "plain — ünïcode");
   CHECK(duet::markup_escape("") == "");
+  CHECK(duet::markup_escape("a\r\x01b\tc\nd") == "a  b\tc\nd");
 }
