@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
@@ -64,11 +65,6 @@ void print_metric_rows(const nlohmann::json& values) {
   }
 }
 
-bool is_duet_checkpoint(const std::string& path) {
-  std::error_code ec;
-  return fs::is_directory(path, ec) && fs::exists(fs::path(path) / "manifest.json");
-}
-
 struct EvalArgs {
   std::string file;
   std::string checkpoint;
@@ -85,22 +81,25 @@ struct EvalArgs {
   int64_t batch_size = 0;
 };
 
-// The config: -c (with --set), else the one stored in a duet checkpoint.
-config::Config eval_config(const EvalArgs& args) {
+// The config: -c (with --set), else the one stored in a duet checkpoint (validated; the result
+// goes to `validated` when given, so the weights load without reading the checkpoint twice).
+config::Config eval_config(const EvalArgs& args, std::optional<train::CheckpointInfo>* validated) {
   if (!args.file.empty()) {
     return load_config(args.file, args.overrides);
   }
   if (!args.overrides.empty()) {
     fail(ErrorKind::kUsage, "--set needs -c CONFIG (the checkpoint's own config is used as is)");
   }
-  if (!is_duet_checkpoint(args.checkpoint)) {
+  if (!train::is_checkpoint_dir(args.checkpoint)) {
     fail(ErrorKind::kUsage,
          "-c CONFIG is required unless --checkpoint is a duet checkpoint directory (which "
          "stores its config)");
   }
   const train::CheckpointInfo info = train::CheckpointStore::validate(args.checkpoint);
-  config::Config config = config::load_string(train::checkpoint_config(info),
-                                              (fs::path(args.checkpoint) / "config").string());
+  const config::Config config = train::load_checkpoint_config(info);
+  if (validated != nullptr) {
+    *validated = info;
+  }
   log::apply_config_level(config.logging.level);
   return config;
 }
@@ -108,10 +107,15 @@ config::Config eval_config(const EvalArgs& args) {
 void run_benchmark(const EvalArgs& args) {
   const data::ClipBenchmarkDataset dataset =
       data::read_clip_benchmark_dataset(args.dataset, args.split);
-  const config::Config config = eval_config(args);
+  std::optional<train::CheckpointInfo> checkpoint;
+  const config::Config config = eval_config(args, &checkpoint);
   const auto tokenizer = text::make_tokenizer(config.tokenizer);
   models::ClipModel model(config.model, tokenizer->info());
-  export_::load_weights(*model, args.checkpoint);
+  if (checkpoint) {
+    export_::load_weights(*model, *checkpoint);
+  } else {
+    export_::load_weights(*model, args.checkpoint);
+  }
   const torch::Device device = train::inference_device(config.train.device);
   model->to(device);
 
@@ -211,11 +215,9 @@ void add_eval_command(CLI::App& root, Registry& registry) {
     if (!args->output.empty()) {
       fail(ErrorKind::kUsage, "--output writes a CLIP_benchmark result and needs --dataset DIR");
     }
-    std::optional<config::Config> config;
-    if (!args->file.empty()) {
-      config = load_config(args->file, args->overrides);
-    } else if (!args->overrides.empty()) {
-      fail(ErrorKind::kUsage, "--set needs -c CONFIG (the checkpoint's own config is used as is)");
+    std::optional<config::Config> config;  // null: the checkpoint's own, evaluate_checkpoint's
+    if (!args->file.empty() || !args->overrides.empty()) {
+      config = eval_config(*args, nullptr);  // -c, or the error for --set without it
     }
     const eval::EvalResult result = train::evaluate_checkpoint(args->checkpoint, config);
     if (args->json) {

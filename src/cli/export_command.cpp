@@ -63,9 +63,7 @@ LoadedModel load_model(const ModelArgs& args) {
   if (!args.config_file.empty()) {
     loaded.config = config::load(args.config_file, args.overrides);
   } else if (checkpoint) {
-    loaded.config =
-        config::load_string(train::checkpoint_config(*checkpoint),
-                            (fs::path(args.checkpoint) / "config").string(), args.overrides);
+    loaded.config = train::load_checkpoint_config(*checkpoint, args.overrides);
   } else {
     fail(ErrorKind::kUsage,
          "-c CONFIG is required unless --checkpoint is a duet checkpoint directory (which stores "
@@ -75,7 +73,12 @@ LoadedModel load_model(const ModelArgs& args) {
   torch::manual_seed(static_cast<uint64_t>(loaded.config.train.seed));
   loaded.model = models::ClipModel(loaded.config.model, loaded.tokenizer->info());
   if (!args.checkpoint.empty()) {
-    export_::load_weights(*loaded.model, args.checkpoint);  // to the CPU, wherever it was written
+    // To the CPU, wherever it was written; a duet checkpoint is validated once (above).
+    if (checkpoint) {
+      export_::load_weights(*loaded.model, *checkpoint);
+    } else {
+      export_::load_weights(*loaded.model, args.checkpoint);
+    }
   } else {
     export_::prepare_model(*loaded.model, loaded.config.model);
   }

@@ -240,16 +240,21 @@ std::vector<std::string> export_model(const models::ClipModelImpl& model,
   return written;
 }
 
+void load_weights(models::ClipModelImpl& model, const train::CheckpointInfo& checkpoint) {
+  // On the CPU, whatever device wrote it; train/checkpoint.h owns the layout.
+  const TensorMap tensors = train::read_model_tensors(checkpoint);
+  import_tensors(model, tensors, Format::kDuet, checkpoint.path);
+  log::get("export")->info("initialised {} tensors from the duet checkpoint '{}'", tensors.size(),
+                           checkpoint.path);
+}
+
 void load_weights(models::ClipModelImpl& model, const std::string& path) {
   const auto logger = log::get("export");
   const fs::path p(path);
   std::error_code ec;
   if (fs::is_directory(p, ec)) {
     if (train::is_checkpoint_dir(path)) {
-      // On the CPU, whatever device wrote it; train/checkpoint.h owns the layout.
-      const TensorMap tensors = train::read_model_tensors(path);
-      import_tensors(model, tensors, Format::kDuet, path);
-      logger->info("initialised {} tensors from the duet checkpoint '{}'", tensors.size(), path);
+      load_weights(model, train::CheckpointStore::validate(path));
       return;
     }
     if (fs::exists(p / "config.json") && fs::exists(p / kHfWeights)) {

@@ -17,6 +17,10 @@
 #include "export/key_map.h"
 #include "text/tokenizer.h"
 
+namespace duet::train {
+struct CheckpointInfo;
+}
+
 namespace duet::models {
 class ClipModelImpl;
 }
@@ -36,6 +40,8 @@ std::vector<std::string> export_model(const models::ClipModelImpl& model,
 
 // Loads the weights at `path` (any source above) into `model`.
 void load_weights(models::ClipModelImpl& model, const std::string& path);
+// The same for a duet checkpoint validated already (train::CheckpointStore::validate's result).
+void load_weights(models::ClipModelImpl& model, const train::CheckpointInfo& checkpoint);
 
 // Freezes the image tower (every visual.* parameter stops requiring grad).
 void lock_image_tower(models::ClipModelImpl& model);

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/logging.h"
+#include "config/loader.h"
 #include "duet/build_info.h"
 
 namespace fs = std::filesystem;
@@ -265,6 +266,12 @@ std::string checkpoint_config(const CheckpointInfo& checkpoint) {
   }
 }
 
+config::Config load_checkpoint_config(const CheckpointInfo& checkpoint,
+                                      const std::vector<std::string>& overrides) {
+  return config::load_string(checkpoint_config(checkpoint),
+                             (fs::path(checkpoint.path) / "config").string(), overrides);
+}
+
 RankState load_for_resume(const CheckpointInfo& checkpoint, int rank, int world_size,
                           torch::nn::Module& model, CheckpointedOptimizer& optimizer,
                           const torch::Device& device) {
@@ -276,7 +283,7 @@ RankState load_for_resume(const CheckpointInfo& checkpoint, int rank, int world_
          checkpoint.path, saved_world, world_size);
   }
   const nlohmann::json ranks = read_json(file_in(checkpoint.path, kRanksFile), checkpoint.path);
-  copy_into(model, read_model_file(checkpoint.path), checkpoint.path);
+  load_model_weights(model, checkpoint);
   const std::string optimizer_file = file_in(checkpoint.path, kOptimizerFile);
   try {
     torch::serialize::InputArchive archive;
@@ -300,12 +307,19 @@ RankState load_for_resume(const CheckpointInfo& checkpoint, int rank, int world_
 }
 
 std::map<std::string, torch::Tensor> read_model_tensors(const std::string& checkpoint) {
-  CheckpointStore::validate(checkpoint);
-  return read_model_file(checkpoint);
+  return read_model_tensors(CheckpointStore::validate(checkpoint));
+}
+
+std::map<std::string, torch::Tensor> read_model_tensors(const CheckpointInfo& checkpoint) {
+  return read_model_file(checkpoint.path);
 }
 
 void load_model_weights(torch::nn::Module& model, const std::string& checkpoint) {
-  copy_into(model, read_model_tensors(checkpoint), checkpoint);
+  load_model_weights(model, CheckpointStore::validate(checkpoint));
+}
+
+void load_model_weights(torch::nn::Module& model, const CheckpointInfo& checkpoint) {
+  copy_into(model, read_model_tensors(checkpoint), checkpoint.path);
 }
 
 bool is_checkpoint_dir(const std::string& path) {

@@ -29,6 +29,8 @@
 #include <torch/types.h>
 #include <nlohmann/json.hpp>
 
+#include "config/config.h"
+
 #include "train/checkpoint_store.h"
 
 namespace duet::train {
@@ -77,6 +79,11 @@ int checkpoint_world_size(const CheckpointInfo& checkpoint);
 // The resolved config stored with `checkpoint`, as YAML text.
 std::string checkpoint_config(const CheckpointInfo& checkpoint);
 
+// That config loaded, with `overrides` (--set KEY=VALUE) applied; errors name it as
+// CHECKPOINT/config.
+config::Config load_checkpoint_config(const CheckpointInfo& checkpoint,
+                                      const std::vector<std::string>& overrides = {});
+
 // Restores a run from `checkpoint`: model weights and optimiser state onto `device` (where the
 // model already is), and returns rank `rank`'s state for the caller to restore (its loader
 // position; its generators with restore_generators). A config Error when the checkpoint was
@@ -89,11 +96,14 @@ RankState load_for_resume(const CheckpointInfo& checkpoint, int rank, int world_
 // Every tensor of a checkpoint's model file by its name in the module ("visual.conv1.weight"),
 // on the CPU, after validating the checkpoint. For importers (export::load_weights).
 std::map<std::string, torch::Tensor> read_model_tensors(const std::string& checkpoint);
+// The same for a checkpoint validated already (CheckpointStore::validate's result).
+std::map<std::string, torch::Tensor> read_model_tensors(const CheckpointInfo& checkpoint);
 
 // Copies the checkpoint's model weights into `model` (wherever its parameters live). Every
 // parameter and buffer must be present with its shape and every saved tensor used; otherwise a
 // runtime Error names the checkpoint and the offending names, and the model is left unchanged.
 void load_model_weights(torch::nn::Module& model, const std::string& checkpoint);
+void load_model_weights(torch::nn::Module& model, const CheckpointInfo& checkpoint);
 
 // True when `path` is a duet checkpoint directory (it holds a manifest), valid or not.
 bool is_checkpoint_dir(const std::string& path);

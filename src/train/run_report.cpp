@@ -94,13 +94,11 @@ bool has_metric(const std::vector<MetricsRecord>& records, const std::vector<std
 
 // Metric names of the evaluation panels, in order of first appearance.
 std::vector<std::string> eval_metric_names(const std::vector<MetricsRecord>& records) {
-  static const std::vector<std::string> kTraining = {
-      "loss",  "lr",           "logit_scale",  "logit_bias",   "grad_norm", "samples_per_second",
-      "epoch", "data_skipped", "step_time_ms", "data_wait_ms", "compute_ms"};
+  const std::vector<std::string>& training = training_metric_names();
   std::vector<std::string> names;
   for (const auto& r : records) {
     for (const auto& s : r.scalars) {
-      if (std::find(kTraining.begin(), kTraining.end(), s.name) == kTraining.end() &&
+      if (std::find(training.begin(), training.end(), s.name) == training.end() &&
           std::find(names.begin(), names.end(), s.name) == names.end()) {
         names.push_back(s.name);
       }

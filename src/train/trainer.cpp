@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <limits>
+#include <optional>
 
 #include <torch/torch.h>
 
@@ -352,18 +353,25 @@ torch::Device inference_device(config::DeviceChoice device) {
 
 eval::EvalResult evaluate_checkpoint(const std::string& checkpoint,
                                      const std::optional<config::Config>& config) {
-  const CheckpointInfo info = CheckpointStore::validate(checkpoint);
-  const config::Config resolved =
-      config ? *config
-             : config::load_string(checkpoint_config(info),
-                                   (fs::path(checkpoint) / "config").string());
+  // Without a config the checkpoint must be duet's (it stores one); with one, any source
+  // export_::load_weights reads (a duet checkpoint, a transformers or OpenCLIP export, ...).
+  std::optional<CheckpointInfo> info;
+  if (!config) {
+    info = CheckpointStore::validate(checkpoint);
+  }
+  const config::Config resolved = config ? *config : load_checkpoint_config(*info);
   if (!config) {  // the checkpoint's config stands in for -c: its logging.level applies too
     log::apply_config_level(resolved.logging.level);
   }
   const auto tokenizer = text::make_tokenizer(resolved.tokenizer);
   const torch::Device device = inference_device(resolved.train.device);
   models::ClipModel model(resolved.model, tokenizer->info());
-  load_model_weights(*model, checkpoint);  // on the CPU, wherever the checkpoint was written
+  // On the CPU, wherever the checkpoint was written; validated once.
+  if (info) {
+    load_model_weights(*model, *info);
+  } else {
+    export_::load_weights(*model, checkpoint);
+  }
   model->to(device);
   return eval::evaluate(*model, *tokenizer, resolved, device);
 }

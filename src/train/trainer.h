@@ -60,7 +60,8 @@ torch::Device inference_device(config::DeviceChoice device);
 
 // `duet eval`: loads the model weights of a checkpoint directory (to the CPU, then onto the
 // inference device) and evaluates as config.eval says. The checkpoint's own resolved config is
-// used when `config` is null.
+// used when `config` is null; with a config, `checkpoint` may also be any source
+// export_::load_weights reads (a transformers or OpenCLIP export, a .safetensors file).
 eval::EvalResult evaluate_checkpoint(const std::string& checkpoint,
                                      const std::optional<config::Config>& config);
 

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -99,7 +100,13 @@ TEST_CASE("metrics split step time into data wait and compute, and SigLIP logs i
       {});
   const auto records = step_records(siglip.run_dir);
   REQUIRE(records.size() == 2);
+  // The run report tells training scalars from evaluation metrics by this list.
+  const auto& names = duet::train::training_metric_names();
   for (const auto& record : records) {
+    for (const auto& [name, value] : record) {
+      INFO(name);
+      CHECK(std::find(names.begin(), names.end(), name) != names.end());
+    }
     REQUIRE(record.count("logit_bias") == 1);
     CHECK(record.at("logit_bias") == Approx(-10.0).margin(0.1));
     CHECK(record.at("logit_scale") == Approx(10.0).epsilon(0.05));
