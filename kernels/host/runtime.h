@@ -98,10 +98,6 @@ void reset_counters();
 // Runs `body` once per thread of every block of the grid. `kernel_name` appears in errors.
 void launch(const char* kernel_name, dim3 grid, dim3 block, std::size_t dynamic_smem_bytes,
             const std::function<void()>& body);
-inline void launch(dim3 grid, dim3 block, std::size_t dynamic_smem_bytes,
-                   const std::function<void()>& body) {
-  launch("kernel", grid, block, dynamic_smem_bytes, body);
-}
 
 // DUET_LAUNCH's host form: converts the arguments to the kernel's parameter types once, as a CUDA
 // launch does, and gives every thread its own copies. `stream` is accepted and ignored.

@@ -306,7 +306,7 @@ void run_loss_bench(const LossBenchOptions& o) {
   if (o.m != 0 && o.m < o.n) {
     fail(ErrorKind::kUsage, "bench loss: --m ({}) must be >= --n ({})", o.m, o.n);
   }
-  embedding_dtype(o.dtype);
+  const torch::ScalarType dtype = embedding_dtype(o.dtype);  // a usage error when unknown
   const bool cuda = o.device == "cuda";
   // A Device value only: naming cuda:0 here initialises nothing (the parent stays CUDA-free).
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
@@ -314,7 +314,7 @@ void run_loss_bench(const LossBenchOptions& o) {
     config::LossConfig config;
     config.implementation = parse_implementation(impl);
     // Rejects 'fused' where it cannot run (no kernels, the CPU, float64).
-    losses::select_implementation(config, device, embedding_dtype(o.dtype));
+    losses::select_implementation(config, device, dtype);
   }
   const int64_t m = o.m > 0 ? o.m : o.n;
   const std::string gathered =

@@ -14,8 +14,6 @@
 
 namespace duet {
 
-constexpr bool autocast_supported() { return DUET_TORCH_AT_LEAST(2, 4); }
-
 // Sets the autocast state for this scope and restores the caller's on exit.
 class AutocastScope {
  public:

@@ -28,4 +28,7 @@ std::string trim(std::string_view text);
 // control characters XML 1.0 forbids (below 0x20 except tab and newline) as spaces.
 std::string markup_escape(std::string_view text);
 
+// `bytes` in standard base64 (RFC 4648 alphabet, '=' padding).
+std::string base64_encode(std::string_view bytes);
+
 }  // namespace duet

@@ -776,7 +776,7 @@ void run_rules(const Config& c, const AddInconsistency& add) {
         "distributed.backend 'nccl': this duet was built without NCCL (`duet --version` says; "
         "configure with NCCL found, see docs/gpu.md), or use 'gloo' or 'auto'");
   }
-  if (c.train.precision == Precision::kBf16 && !DUET_TORCH_AT_LEAST(2, 4)) {
+  if (c.train.precision == Precision::kBf16 && !autocast_supported()) {
     add("train.precision",
         "train.precision 'bf16' needs LibTorch >= 2.4 (this build has " DUET_TORCH_VERSION
         "); use 'fp32'");

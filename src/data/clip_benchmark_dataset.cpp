@@ -14,24 +14,13 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "data/webdataset_source.h"
 
 namespace duet::data {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string strip(const std::string& s) {
-  size_t b = 0;
-  size_t e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) {
-    ++b;
-  }
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) {
-    --e;
-  }
-  return s.substr(b, e - b);
-}
 
 bool read_text(const fs::path& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
@@ -53,7 +42,7 @@ std::vector<std::string> read_stripped_lines(const fs::path& path) {
   }
   std::vector<std::string> lines;
   for (const auto& line : split_caption_lines(text)) {
-    std::string s = strip(line);
+    std::string s = trim(line);
     if (!s.empty()) {
       lines.push_back(std::move(s));
     }
@@ -162,7 +151,7 @@ ClipBenchmarkDataset read_clip_benchmark_dataset(const std::string& dir, const s
     fail("CLIP_benchmark dataset '{}': no split '{}' ('{}' is missing)", dir, split,
          nshards_path.string());
   }
-  const std::string count_text = strip(text);
+  const std::string count_text = trim(text);
   int64_t nshards = 0;
   const auto [end, err] =
       std::from_chars(count_text.data(), count_text.data() + count_text.size(), nshards);
@@ -180,7 +169,7 @@ ClipBenchmarkDataset read_clip_benchmark_dataset(const std::string& dir, const s
   const fs::path type_path = root / "dataset_type.txt";
   std::string type = "classification";
   if (read_text(type_path, text)) {
-    type = strip(text);
+    type = trim(text);
     for (auto& c : type) {
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }

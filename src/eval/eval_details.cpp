@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/strings.h"
 #include "data/image_decode.h"
 #include "data/image_encode.h"
 #include "data/webdataset_source.h"
@@ -98,26 +99,6 @@ data::Image shrink(const data::Image& image, int side) {
             static_cast<uint8_t>((sum + count / 2) / count);
       }
     }
-  }
-  return out;
-}
-
-std::string base64(const std::string& bytes) {
-  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) {
-      v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    }
-    if (i + 2 < bytes.size()) {
-      v |= static_cast<uint8_t>(bytes[i + 2]);
-    }
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? kAlphabet[v & 63] : '=';
   }
   return out;
 }
@@ -253,7 +234,7 @@ nlohmann::json thumbnails_json(const std::vector<std::string>& keys) {
             shrink(data::decode_image(bytes, sample.image.size()), kThumbnailSide);
         thumbnails[sample.where] =
             "data:image/png;base64," +
-            base64(data::encode_png(small.pixels.data(), small.width, small.height, 3));
+            base64_encode(data::encode_png(small.pixels.data(), small.width, small.height, 3));
       } catch (const data::ImageDecodeError&) {
         // An undecodable image was skipped by the evaluation too; nothing to show.
       }

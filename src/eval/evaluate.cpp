@@ -399,15 +399,6 @@ BenchmarkResult retrieve_benchmark(models::ClipModelImpl& model, const text::Tok
 
 }  // namespace
 
-torch::Tensor class_embeddings(models::ClipModelImpl& model, const text::Tokenizer& tokenizer,
-                               const data::ZeroShotPrompts& prompts, int64_t context_length,
-                               int64_t batch_size, const torch::Device& device) {
-  torch::NoGradGuard no_grad;
-  EvalMode eval_mode(model);
-  return class_embeddings_sharded(model, tokenizer, prompts.prompts(), context_length, batch_size,
-                                  device, EvalShard{});
-}
-
 RetrievalResult rank_retrieval(const torch::Tensor& images, const torch::Tensor& caption_ids,
                                const torch::Tensor& texts) {
   const int64_t n = images.size(0);

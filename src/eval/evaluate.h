@@ -35,9 +35,6 @@ class ClipModelImpl;
 namespace duet::text {
 class Tokenizer;
 }
-namespace duet::data {
-struct ZeroShotPrompts;
-}
 
 namespace duet::eval {
 
@@ -102,11 +99,6 @@ struct BenchmarkOptions {
 
 // recall_k during training: R@1, R@5, R@10.
 BenchmarkOptions benchmark_options(const config::Config& config);
-
-// [C, E] unit-norm class embeddings: templates filled with each class name, encoded, averaged.
-torch::Tensor class_embeddings(models::ClipModelImpl& model, const text::Tokenizer& tokenizer,
-                               const data::ZeroShotPrompts& prompts, int64_t context_length,
-                               int64_t batch_size, const torch::Device& device);
 
 // Ranks for retrieval from unit-norm embeddings: images [N, E] with caption ids [N] into
 // texts [U, E] (distinct captions). Exposed for tests.

@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "common/protobuf_wire.h"
+#include "common/strings.h"
 
 namespace duet::export_ {
 namespace {
@@ -113,35 +114,6 @@ void read_specs(const std::string& serialized, SentencePieceModel& model) {
 
 // ---- text helpers ----------------------------------------------------------------------------
 
-std::string base64(const std::string& bytes) {
-  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                       (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                       static_cast<unsigned char>(bytes[i + 2]);
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += table[(n >> 6) & 63];
-    out += table[n & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) |
-                       (static_cast<unsigned char>(bytes[i + 1]) << 8);
-    out += table[(n >> 18) & 63];
-    out += table[(n >> 12) & 63];
-    out += table[(n >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
 // Offsets of the UTF-8 code point boundaries inside `s` (excluding 0 and size()).
 std::vector<size_t> inner_boundaries(const std::string& s) {
   std::vector<size_t> out;
@@ -194,7 +166,7 @@ Json normalizer(const SentencePieceModel& model) {
   Json normalizers = Json::array();
   if (!model.precompiled_charsmap.empty()) {
     normalizers.push_back(
-        {{"type", "Precompiled"}, {"precompiled_charsmap", base64(model.precompiled_charsmap)}});
+        {{"type", "Precompiled"}, {"precompiled_charsmap", base64_encode(model.precompiled_charsmap)}});
   }
   if (model.remove_extra_whitespaces) {
     // Only spaces: SentencePiece leaves other whitespace alone.

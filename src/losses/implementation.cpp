@@ -9,18 +9,6 @@
 
 namespace duet::losses {
 
-const char* name(LossPath path) {
-  switch (path) {
-    case LossPath::kReference:
-      return "reference";
-    case LossPath::kTiled:
-      return "tiled";
-    case LossPath::kFused:
-      return "fused";
-  }
-  return "?";
-}
-
 bool fused_kernels_available() { return DUET_CUDA != 0; }
 
 bool fused_supports(const torch::Device& device, torch::ScalarType dtype) {

@@ -21,8 +21,6 @@ enum class LossPath {
   kFused,      // the CUDA kernels: O((n+M)·D) memory, never an n×M matrix
 };
 
-const char* name(LossPath path);
-
 // True when this build has the fused CUDA loss kernels (compiled with DUET_WITH_CUDA).
 bool fused_kernels_available();
 

@@ -18,7 +18,7 @@ struct LogSumExp {
   torch::Tensor cols;  // [M]  log Σ_i exp(s_ij); undefined unless asked for
 };
 
-// a [n, D], b [M, D]: contiguous CPU tensors of one dtype (float32 or float64), no autograd.
+// a [n, D], b [M, D]: contiguous tensors of one device and one floating dtype, no autograd.
 LogSumExp tiled_softmax_forward(const torch::Tensor& a, const torch::Tensor& b, int64_t tile_size,
                                 bool with_cols);
 

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/logging.h"
+#include "common/tensor_text.h"
 #include "config/loader.h"
 #include "duet/build_info.h"
 
@@ -77,10 +78,6 @@ void read_archive(torch::serialize::InputArchive& archive, const std::string& pr
   }
 }
 
-std::string shape(const torch::Tensor& t) {
-  return fmt::format("[{}]", fmt::join(t.sizes().begin(), t.sizes().end(), ", "));
-}
-
 std::string file_in(const std::string& checkpoint, const char* name) {
   return (fs::path(checkpoint) / name).string();
 }
@@ -116,7 +113,7 @@ void copy_into(torch::nn::Module& model, const std::map<std::string, torch::Tens
       problems.push_back(fmt::format("'{}' is missing", name));
     } else if (found->second.sizes() != target.sizes()) {
       problems.push_back(fmt::format("'{}' has shape {} in the checkpoint, {} in the model", name,
-                                     shape(found->second), shape(target)));
+                                     shape_text(found->second.sizes().vec()), shape_text(target.sizes().vec())));
     }
   }
   for (const auto& [name, tensor] : saved) {

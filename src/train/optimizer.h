@@ -36,7 +36,6 @@ class AdamW final : public CheckpointedOptimizer {
   AdamW(std::vector<Group> groups, const config::OptimConfig& optim);
 
   void set_lr(double lr) { lr_ = lr; }
-  double lr() const { return lr_; }
 
   // Drops every gradient (set to none, as PyTorch's zero_grad does by default).
   void zero_grad();

@@ -31,10 +31,21 @@ TEST_CASE("trim_if drops what its predicate names, for any character type") {
 }  // namespace
 }  // namespace duet
 
+TEST_CASE("base64_encode gives RFC 4648's test vectors") {
+  CHECK(duet::base64_encode("") == "");
+  CHECK(duet::base64_encode("f") == "Zg==");
+  CHECK(duet::base64_encode("fo") == "Zm8=");
+  CHECK(duet::base64_encode("foo") == "Zm9v");
+  CHECK(duet::base64_encode("foob") == "Zm9vYg==");
+  CHECK(duet::base64_encode("fooba") == "Zm9vYmE=");
+  CHECK(duet::base64_encode("foobar") == "Zm9vYmFy");
+  CHECK(duet::base64_encode(std::string("\xff\x00\xfe", 3)) == "/wD+");
+}
+
 TEST_CASE("markup_escape makes text safe in XML and HTML text and attributes") {
   CHECK(duet::markup_escape("a < b && c > \"d\" 'e'") ==
         "a &lt; b &amp;&amp; c &gt; &quot;d&quot; &#39;e&#39;");
   CHECK(duet::markup_escape("plain — ünïcode") == "plain — ünïcode");
   CHECK(duet::markup_escape("") == "");
-  CHECK(duet::markup_escape("a\r\x01b\tc\nd") == "a  b\tc\nd");
+  CHECK(duet::markup_escape("a\r\x01" "b\tc\nd") == "a  b\tc\nd");
 }
