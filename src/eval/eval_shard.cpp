@@ -52,24 +52,22 @@ std::vector<std::string> gather_strings(const EvalShard& shard,
   std::memcpy(packed.data_ptr<int64_t>(), bytes.data(), bytes.size());
   const torch::Tensor all_lengths =
       gather_rows(shard, torch::tensor(lengths, torch::kInt64)).contiguous();
-  // Each rank's bytes start at a multiple of 8: gather per-rank packed sizes to find them.
-  const torch::Tensor sizes = gather_rows(shard, torch::full({1}, packed.size(0), torch::kInt64));
   const torch::Tensor all_packed = gather_rows(shard, packed).contiguous();
   const torch::Tensor counts =
       gather_rows(shard, torch::full({1}, static_cast<int64_t>(local.size()), torch::kInt64));
   std::vector<std::string> out;
   const auto* base = reinterpret_cast<const char*>(all_packed.data_ptr<int64_t>());
   const int64_t* length_of = all_lengths.data_ptr<int64_t>();
-  int64_t word = 0;
+  // Each rank's bytes start at a multiple of 8 (its strings' bytes, padded to whole words).
+  int64_t offset = 0;
   int64_t string_index = 0;
   for (int r = 0; r < shard.world_size; ++r) {
-    int64_t offset = word * 8;
     for (int64_t i = 0; i < counts[r].item<int64_t>(); ++i) {
       const int64_t length = length_of[string_index++];
       out.emplace_back(base + offset, static_cast<size_t>(length));
       offset += length;
     }
-    word += sizes[r].item<int64_t>();
+    offset = (offset + 7) / 8 * 8;
   }
   return out;
 }

@@ -14,11 +14,12 @@ namespace {
 std::mutex reads_mutex;
 std::vector<HostRead> reads;
 std::atomic<int64_t> current_step{-1};
+std::atomic<bool> recording{false};
 
 }  // namespace
 
 std::vector<double> read_to_host(const std::vector<torch::Tensor>& tensors, const char* what) {
-  {
+  if (recording) {
     std::lock_guard<std::mutex> lock(reads_mutex);
     reads.push_back({current_step.load(), what});
   }
@@ -45,6 +46,7 @@ std::vector<HostRead> recorded_host_reads() {
 void clear_recorded_host_reads() {
   std::lock_guard<std::mutex> lock(reads_mutex);
   reads.clear();
+  recording = true;
 }
 
 }  // namespace duet::train

@@ -26,7 +26,8 @@ struct HostRead {
 // The loop's current step, stored with each read; -1 outside the loop.
 void set_host_read_step(int64_t step);
 
-// The reads since the last clear (process-wide; reads from any thread).
+// The reads since the last clear (process-wide; reads from any thread). Recording starts with the
+// first clear, so a process that never asks (a training run) keeps no record.
 std::vector<HostRead> recorded_host_reads();
 void clear_recorded_host_reads();
 

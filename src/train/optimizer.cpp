@@ -50,6 +50,18 @@ AdamW::State& AdamW::state_of(size_t group, size_t index) {
 
 void AdamW::step(const torch::Tensor& skip) {
   torch::NoGradGuard no_grad;
+  // found_inf (1: the fused op skips the step) and 1 - found_inf (what the step counts, which it
+  // does not touch, advance by), made once per device for every group.
+  std::map<std::pair<int, int>, std::pair<torch::Tensor, torch::Tensor>> skip_on;
+  auto skip_for = [&](const torch::Device& device) -> const std::pair<torch::Tensor, torch::Tensor>& {
+    const std::pair<int, int> key{static_cast<int>(device.type()), device.index()};
+    auto it = skip_on.find(key);
+    if (it == skip_on.end()) {
+      const torch::Tensor found_inf = skip.to(device, torch::kFloat32).ne(0).to(torch::kFloat32);
+      it = skip_on.emplace(key, std::make_pair(found_inf, torch::rsub(found_inf, 1))).first;
+    }
+    return it->second;
+  };
   for (size_t g = 0; g < groups_.size(); ++g) {
     // The tensors of one fused call share a device and a dtype.
     struct Lists {
@@ -73,10 +85,9 @@ void AdamW::step(const torch::Tensor& skip) {
     for (auto& [kind, l] : by_kind) {
       std::optional<torch::Tensor> found_inf;
       if (skip.defined()) {
-        // The fused op skips everything when found_inf is 1; the step counts it does not touch,
-        // so they advance by 1 - found_inf here.
-        found_inf = skip.to(l.params.front().device(), torch::kFloat32).ne(0).to(torch::kFloat32);
-        at::_foreach_add_(l.steps, torch::ones_like(*found_inf) - *found_inf);
+        const auto& [inf, applied] = skip_for(l.params.front().device());
+        found_inf = inf;
+        at::_foreach_add_(l.steps, applied);
       } else {
         at::_foreach_add_(l.steps, 1);
       }

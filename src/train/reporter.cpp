@@ -66,18 +66,16 @@ void Reporter::add_step(const torch::Tensor& loss, const GradientCheck& check,
     const auto options = loss.options().dtype(torch::kFloat64);
     window_loss_ = torch::zeros({}, options);
     window_applied_ = torch::zeros({}, options);
-    window_skipped_ = torch::zeros({}, options);
     bad_run_ = torch::zeros({}, options);
     worst_run_ = torch::zeros({}, options);
   }
   const torch::Tensor applied = check.finite.to(torch::kFloat64);
   const torch::Tensor skipped = 1.0 - applied;
   const torch::Tensor value = loss.to(torch::kFloat64);
-  window_loss_.add_(torch::where(check.finite, value, torch::zeros_like(value)));
+  window_loss_.add_(torch::where(check.finite, value, 0.0));
   window_applied_.add_(applied);
-  window_skipped_.add_(skipped);
   bad_run_.add_(1.0).mul_(skipped);
-  worst_run_.copy_(torch::maximum(worst_run_, bad_run_));
+  at::maximum_out(worst_run_, worst_run_, bad_run_);
   last_grad_norm_ = check.norm;
   ++window_steps_;
   window_wait_seconds_ += data_wait_seconds;
@@ -107,16 +105,17 @@ void Reporter::log_window(int64_t step, double lr, const torch::Tensor& logit_sc
   if (window_steps_ == 0) {
     return;
   }
-  std::vector<torch::Tensor> reads = {window_loss_, window_applied_, window_skipped_,
-                                      worst_run_,   last_grad_norm_, logit_scale.detach().exp()};
+  std::vector<torch::Tensor> reads = {window_loss_, window_applied_, worst_run_, last_grad_norm_,
+                                      logit_scale.detach().exp()};
   if (logit_bias.defined()) {
     reads.push_back(logit_bias.detach());
   }
   const std::vector<double> v = read_to_host(reads, "logging");  // the window's one sync
   const double loss = v[1] > 0 ? v[0] / v[1] : std::numeric_limits<double>::quiet_NaN();
-  const auto skipped = static_cast<int64_t>(v[2]);
-  const double grad_norm = v[4];
-  const double temperature = v[5];
+  // The window's non-finite steps: those not applied.
+  const int64_t skipped = window_steps_ - std::llround(v[1]);
+  const double grad_norm = v[3];
+  const double temperature = v[4];
   skipped_total_ += skipped;
   last_loss_ = loss;
   const int64_t first_in_window = step - window_steps_ + 1;
@@ -125,7 +124,7 @@ void Reporter::log_window(int64_t step, double lr, const torch::Tensor& logit_sc
         "steps {}-{}: {} non-finite step(s) skipped (loss or gradient norm not finite)",
         first_in_window, step, skipped);
   }
-  fail_if_diverged(v[3], step);
+  fail_if_diverged(v[2], step);
 
   const double seconds = std::chrono::duration<double>(Clock::now() - window_start_).count();
   const double step_ms = 1000.0 * seconds / static_cast<double>(window_steps_);
@@ -138,7 +137,7 @@ void Reporter::log_window(int64_t step, double lr, const torch::Tensor& logit_sc
                      static_cast<double>(std::max<int64_t>(1, step - setup_.first_step));
   std::string bias_text;
   if (logit_bias.defined()) {
-    bias_text = fmt::format(" bias {:.2f}", v[6]);
+    bias_text = fmt::format(" bias {:.2f}", v[5]);
   }
   const bool starved = wait_ms > kStarvedFraction * step_ms;
   log::get("train")->info(
@@ -161,14 +160,13 @@ void Reporter::log_window(int64_t step, double lr, const torch::Tensor& logit_sc
                      {"data_wait_ms", wait_ms},
                      {"compute_ms", step_ms - wait_ms}};
   if (logit_bias.defined()) {
-    scalars.push_back({"logit_bias", v[6]});
+    scalars.push_back({"logit_bias", v[5]});
   }
   write(step, scalars);
 
   torch::NoGradGuard no_grad;
   window_loss_.zero_();
   window_applied_.zero_();
-  window_skipped_.zero_();
   worst_run_.copy_(bad_run_);  // a run of bad steps may go on into the next window
   window_steps_ = 0;
   window_wait_seconds_ = 0.0;

@@ -90,7 +90,6 @@ class Reporter {
   // Device-side accumulators (defined from the first step on).
   torch::Tensor window_loss_;     // sum of the applied steps' losses
   torch::Tensor window_applied_;  // applied steps
-  torch::Tensor window_skipped_;  // non-finite steps
   torch::Tensor bad_run_;         // current run of consecutive non-finite steps
   torch::Tensor worst_run_;       // longest run since the last sync point
   torch::Tensor last_grad_norm_;

@@ -314,6 +314,9 @@ class Trainer {
 }  // namespace
 
 TrainResult train(const config::Config& config, const TrainOptions& options) {
+  if (options.check_host_syncs) {
+    HostSyncCheck available(true);  // a build without the check fails here, before the run exists
+  }
   RunPlan plan = plan_run(config, options);
   if (plan.resume && plan.resume->step == plan.total_steps) {  // nothing left to do
     log::get("train")->info(
