@@ -28,24 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Share-like metrics are shown as percentages, ranks and counts as numbers.
-bool is_fraction(const std::string& name) {
-  const std::string metric =
-      name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1);
-  if (metric.find("rank") != std::string::npos || metric.find("samples") != std::string::npos) {
-    return false;
-  }
-  for (const char* word : {"top", "acc", "recall", "precision"}) {
-    if (metric.find(word) != std::string::npos) {
-      return true;
-    }
-  }
-  const size_t r = metric.rfind("_r");
-  return r != std::string::npos && r + 2 < metric.size() &&
-         std::all_of(metric.begin() + static_cast<ptrdiff_t>(r) + 2, metric.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
-}
-
 void print_metric_rows(const nlohmann::json& values) {
   size_t width = 28;
   for (const auto& [name, value] : values.items()) {
@@ -56,7 +38,7 @@ void print_metric_rows(const nlohmann::json& values) {
   for (const auto& [name, value] : values.items()) {
     std::string shown = value.dump();
     if (value.is_number_float()) {
-      shown = is_fraction(name) ? fmt::format("{:.2f}%", 100.0 * value.get<double>())
+      shown = eval::is_fraction_metric(name) ? fmt::format("{:.2f}%", 100.0 * value.get<double>())
                                 : fmt::format("{:.2f}", value.get<double>());
     } else if (value.is_null()) {
       shown = "n/a";

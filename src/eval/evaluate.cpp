@@ -1,6 +1,7 @@
 #include "eval/evaluate.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -398,6 +399,23 @@ BenchmarkResult retrieve_benchmark(models::ClipModelImpl& model, const text::Tok
 }
 
 }  // namespace
+
+bool is_fraction_metric(const std::string& name) {
+  const size_t slash = name.rfind('/');
+  const std::string metric = name.substr(slash == std::string::npos ? 0 : slash + 1);
+  if (metric.find("rank") != std::string::npos || metric.find("samples") != std::string::npos) {
+    return false;
+  }
+  for (const char* word : {"top", "acc", "recall", "precision", "share"}) {
+    if (metric.find(word) != std::string::npos) {
+      return true;
+    }
+  }
+  const size_t r = metric.rfind("_r");
+  return r != std::string::npos && r + 2 < metric.size() &&
+         std::all_of(metric.begin() + static_cast<ptrdiff_t>(r) + 2, metric.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+}
 
 RetrievalResult rank_retrieval(const torch::Tensor& images, const torch::Tensor& caption_ids,
                                const torch::Tensor& texts) {

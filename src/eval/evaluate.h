@@ -77,6 +77,11 @@ struct BenchmarkResult {
   std::optional<RetrievalDetails> retrieval;
 };
 
+// Whether a metric (its name after the last '/') is a share shown as a percentage: accuracies,
+// recalls, precisions, shares and R@k ("..._r5"); ranks and sample counts are plain numbers.
+// `duet eval`'s table and the run report both show metrics this way.
+bool is_fraction_metric(const std::string& name);
+
 struct EvalResult {
   std::optional<ZeroShotResult> zero_shot;
   std::optional<RetrievalResult> retrieval;

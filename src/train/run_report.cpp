@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "eval/eval_details.h"
+#include "eval/evaluate.h"
 #include "train/metrics_jsonl.h"
 #include "train/metrics_plot.h"
 #include "train/svg_plot.h"
@@ -49,22 +50,10 @@ std::string read_text(const fs::path& path) {
   return text.str();
 }
 
-bool is_fraction_metric(const std::string& name) {
-  const std::string m = name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1);
-  if (m.find("rank") != std::string::npos || m.find("samples") != std::string::npos) {
-    return false;
-  }
-  return m.find("top") != std::string::npos || m.find("acc") != std::string::npos ||
-         m.find("share") != std::string::npos || m.find("recall") != std::string::npos ||
-         m.find("precision") != std::string::npos ||
-         (m.size() > 3 && m.find("_r") != std::string::npos &&
-          std::isdigit(static_cast<unsigned char>(m.back())) != 0);
-}
-
 // A metric value: shown rounded, with the exact number in data-value.
 std::string metric_cell(const std::string& name, double value) {
   const std::string shown = !std::isfinite(value)      ? std::string("n/a")
-                            : is_fraction_metric(name) ? fmt::format("{:.2f}%", 100.0 * value)
+                            : eval::is_fraction_metric(name) ? fmt::format("{:.2f}%", 100.0 * value)
                                                        : fmt::format("{:.4g}", value);
   return fmt::format("<td data-metric=\"{}\" data-value=\"{}\">{}</td>", markup_escape(name),
                      std::isfinite(value) ? fmt::format("{:.17g}", value) : "nan", shown);
@@ -186,7 +175,7 @@ std::pair<std::string, std::string> split_metric(const std::string& name) {
 
 // Charted: the shares at 1 and 5 (accuracy, recall), not @10 or ranks (those are in the table).
 bool charted(const std::string& metric) {
-  if (!is_fraction_metric(metric)) {
+  if (!eval::is_fraction_metric(metric)) {
     return false;
   }
   const std::string tail = metric.substr(metric.size() >= 3 ? metric.size() - 3 : 0);

@@ -73,3 +73,19 @@ TEST_CASE("eval JSON carries the documented keys") {
   }
   CHECK(json.at("fm/test/acc5").is_null());  // NaN (fewer than 5 classes) as null
 }
+
+TEST_CASE("shares are shown as percentages, ranks and counts as numbers") {
+  using duet::eval::is_fraction_metric;
+  for (const char* share : {"zero_shot_top1", "fm/test/acc5", "mean_per_class_recall",
+                            "image_retrieval_recall@5", "mean_average_precision",
+                            "retrieval/image_to_text_r10", "mirror_share"}) {
+    INFO(share);
+    CHECK(is_fraction_metric(share));
+  }
+  for (const char* number : {"zero_shot_samples", "retrieval/text_to_image_median_rank",
+                             "retrieval/image_to_text_mean_rank", "loss", "r1", "x_rate",
+                             "distinct_captions"}) {
+    INFO(number);
+    CHECK_FALSE(is_fraction_metric(number));
+  }
+}
